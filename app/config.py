@@ -1,0 +1,121 @@
+"""Where Berth keeps its files, and its settings.
+
+Paths come from platformdirs; `--data-dir DIR` or `BERTH_DATA_DIR` puts everything (data, state,
+logs) under one folder so tests and several instances never share state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "berth"
+DEFAULT_RPC_PORT = 7450
+PREFERRED_IMAGES = ("berth/python:3", "berth/busybox:latest")
+
+
+@dataclass
+class Paths:
+    data_dir: Path
+    state_dir: Path
+    log_dir: Path
+
+    @classmethod
+    def resolve(cls, data_dir: str | os.PathLike[str] | None = None) -> Paths:
+        """Explicit argument, then BERTH_DATA_DIR, then the platform's folders."""
+        chosen = data_dir or os.environ.get("BERTH_DATA_DIR")
+        if chosen:
+            root = Path(chosen).expanduser().resolve()
+            return cls(root, root / "state", root / "logs")
+        return cls(
+            Path(platformdirs.user_data_dir(APP_NAME)),
+            Path(platformdirs.user_state_dir(APP_NAME)),
+            Path(platformdirs.user_log_dir(APP_NAME)),
+        )
+
+    def ensure(self) -> None:
+        for d in (self.data_dir, self.state_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "berth.sqlite3"
+
+    @property
+    def endpoint_file(self) -> Path:
+        return self.state_dir / "endpoint.json"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.data_dir / "settings.json"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.data_dir / "workspaces"
+
+    @property
+    def tokens_file(self) -> Path:
+        """Fallback token store (0600) when no keyring backend works."""
+        return self.data_dir / "tokens.json"
+
+    def instance_id(self) -> str:
+        """A stable id of this data dir: the `berth.instance` label of every container it makes."""
+        f = self.data_dir / "instance-id"
+        try:
+            value = f.read_text().strip()
+            if value:
+                return value
+        except FileNotFoundError:
+            pass
+        self.ensure()
+        value = secrets.token_hex(6)
+        f.write_text(value + "\n")
+        return value
+
+
+@dataclass
+class Settings:
+    """Global settings, kept as JSON in the data dir. Unknown keys are ignored, missing ones defaulted."""
+
+    default_image: str | None = None  # None: berth/python:3 when present
+    rpc_port: int = DEFAULT_RPC_PORT
+    engine_endpoint: str | None = None  # None: DOCKER_HOST or the platform default
+    approval_expiry_s: float = 600.0
+    notifications: bool = True
+    pool_enabled: bool = True
+    pool_max_idle: int = 8
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as e:
+            logger.warning("settings file %s is unreadable (%s); using defaults", path, e)
+            return cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def env_rpc_port(default: int) -> int:
+    raw = os.environ.get("BERTH_RPC_PORT")
+    return int(raw) if raw else default

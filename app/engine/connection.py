@@ -1,0 +1,140 @@
+"""The connection to the Docker engine: lazy clients, worker threads, and error translation.
+
+Every blocking docker SDK call goes through `Connection.call`, which runs it in the engine's own
+thread pool (never on the event loop's thread) and turns the SDK's exceptions into Berth's typed
+errors, so a dead engine is `EngineUnavailable` with a hint, never a hang or a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from app.errors import BerthError, Conflict, EngineUnavailable, InvalidParams, NotFound, StorageFull
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Requests to the engine that are not waits: a stuck engine must not hang Berth for ever.
+REQUEST_TIMEOUT_S = 60
+
+
+def endpoint_from_env(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def engine_hint(endpoint: str, detail: str = "") -> str:
+    """What the person can do about an engine that does not answer at `endpoint`."""
+    low = detail.lower()
+    if "permission denied" in low:
+        return "you may not use the Docker socket: add yourself to the docker group (sudo usermod -aG docker $USER)"
+    if endpoint.startswith("unix://"):
+        return (
+            f"no Docker engine answers at {endpoint}: start Docker (Docker Desktop, `sudo systemctl start docker`, "
+            "or scripts/ensure-docker in Berth's source tree)"
+        )
+    return f"no Docker engine answers at {endpoint}: start that engine, or unset DOCKER_HOST to use the local one"
+
+
+def _is_connection_problem(e: BaseException) -> bool:
+    if isinstance(e, requests.exceptions.ConnectionError | ConnectionError | FileNotFoundError):
+        return True
+    if isinstance(e, docker.errors.DockerException) and not isinstance(e, docker.errors.APIError):
+        text = str(e)
+        return any(s in text for s in ("Connection", "connect", "FileNotFoundError", "No such file", "refused"))
+    return False
+
+
+class Connection:
+    """Owns the docker clients and the worker threads that use them."""
+
+    def __init__(self, endpoint: str | None = None, *, max_workers: int = 48) -> None:
+        self.endpoint = endpoint_from_env(endpoint)
+        self._max_workers = max_workers
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="engine")
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def new_client(self, *, timeout: int | None = REQUEST_TIMEOUT_S, pool_size: int = 2) -> docker.DockerClient:
+        """A client of its own, for long-lived streams (events, log follows) that would hold a pooled connection."""
+        return docker.DockerClient(base_url=self.endpoint, timeout=timeout, max_pool_size=pool_size)
+
+    def client(self) -> docker.DockerClient:
+        """The shared client (blocking: call from a worker thread). Created on first use, again after a failure."""
+        with self._lock:
+            if self._client is None:
+                self._client = self.new_client(pool_size=self._max_workers)
+            return self._client
+
+    def reset(self) -> None:
+        """Forget the shared client so the next call reconnects (the engine may have restarted)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing a broken client must not mask the real error
+                logger.debug("closing the docker client failed", exc_info=True)
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client().api
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def translate(self, e: BaseException, *, what: str = "") -> BaseException:
+        """Map an SDK exception to a Berth error (or return it unchanged if it is a bug)."""
+        if isinstance(e, BerthError):
+            return e
+        if _is_connection_problem(e):
+            self.reset()
+            return EngineUnavailable(f"the Docker engine is not reachable ({self.endpoint})", hint=engine_hint(self.endpoint, str(e)))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return StorageFull("the disk is full", hint="free some space (docker system prune removes unused images)")
+        if isinstance(e, docker.errors.NotFound):
+            return NotFound(f"{what or 'object'} not found: {e.explanation or e}")
+        if isinstance(e, docker.errors.APIError):
+            status = e.status_code
+            text = str(e.explanation or e)
+            if "no space left on device" in text.lower():
+                return StorageFull(
+                    "the engine's disk is full", hint="free some space (docker system prune removes unused images)"
+                )
+            if status == 409:
+                return Conflict(text)
+            if status == 400:
+                return InvalidParams(text)
+            if status == 304:
+                return Conflict(f"{what or 'container'} is already in that state")
+        return e
+
+    def run_sync(self, fn: Callable[..., T], *args: Any, what: str = "", **kwargs: Any) -> T:
+        """Call `fn` here (already in a worker thread), translating errors."""
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as e:
+            raise self.translate(e, what=what) from e
+
+    async def call(self, fn: Callable[..., T], *args: Any, what: str = "", **kwargs: Any) -> T:
+        """Run a blocking SDK call in a worker thread and translate its errors."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, functools.partial(self.run_sync, fn, *args, what=what, **kwargs)
+        )
+
+    def close(self) -> None:
+        self.reset()
+        self._pool.shutdown(wait=False, cancel_futures=True)

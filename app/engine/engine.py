@@ -1,0 +1,454 @@
+"""The engine facade: the only API the rest of Berth uses to run containers.
+
+Every method is async; the blocking docker SDK calls run in the connection's worker threads.
+Containers carry Berth's labels (API.md) and are created with the safe defaults of DESIGN.md:
+no network unless asked, all capabilities dropped, no-new-privileges, a pids limit, an init
+process, memory without extra swap, the agent's CPU group, the host user's UID:GID, and only the
+workspace mounted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import docker.errors
+
+from app.engine.connection import Connection, engine_hint
+from app.engine.cpugroups import CpuGroups
+from app.engine.events import watch_events
+from app.engine.info import container_from_inspect, container_from_list, normalize_port
+from app.engine.streams import CappedBuffer, raw_socket, read_capped, read_multiplexed, send_stdin
+from app.engine.stats import StatsReader
+from app.errors import BerthError, Conflict, EngineUnavailable, ImageUnavailable, InvalidParams, NotFound
+from app.model import (
+    LABEL_AGENT,
+    LABEL_CPU_GROUP,
+    LABEL_INSTANCE,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_NAME,
+    LOGS_CAP,
+    OUTPUT_CAP,
+    ContainerEvent,
+    ContainerInfo,
+    ContainerSpec,
+    EngineInfo,
+    Kind,
+    RunResult,
+    RunSpec,
+    ServiceSpec,
+    Stats,
+)
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str], None]
+
+
+def argv_of(command: str | list[str]) -> list[str]:
+    """A string runs through `/bin/sh -c`; a list is the argv itself."""
+    if isinstance(command, str):
+        return ["/bin/sh", "-c", command]
+    if not command or not all(isinstance(a, str) for a in command):
+        raise InvalidParams("command must be a non-empty string or a non-empty array of strings")
+    return list(command)
+
+
+def host_user() -> str:
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+class Engine:
+    """Async facade over one Docker engine, scoped to one Berth instance (its labels)."""
+
+    def __init__(self, instance: str, endpoint: str | None = None) -> None:
+        self.instance = instance
+        self.conn = Connection(endpoint)
+        self.cpu_groups = CpuGroups(f"berth-{instance}")
+        self._stats = StatsReader(self.conn)
+        self._detected = False
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return self.conn.endpoint
+
+    # -- engine ----------------------------------------------------------------------------------
+
+    async def info(self) -> EngineInfo:
+        """Whether the engine answers, and its version. Never raises."""
+        try:
+            version = await self.conn.call(lambda: self.conn.api.version())
+            await self._detect()
+            return EngineInfo(True, str(version.get("Version")), self.endpoint, self.cpu_groups.mechanism)
+        except BerthError as e:
+            return EngineInfo(False, None, self.endpoint, None, e.hint or str(e))
+        except Exception as e:  # noqa: BLE001 - reported, not raised
+            return EngineInfo(False, None, self.endpoint, None, engine_hint(self.endpoint, str(e)))
+
+    async def _detect(self) -> None:
+        if not self._detected:
+            info = await self.conn.call(lambda: self.conn.api.info())
+            self.cpu_groups.detect(info, self.endpoint)
+            self._detected = True
+
+    async def ensure_image(self, image: str, progress: ProgressCallback | None = None) -> None:
+        """Make sure `image` is local: pull it if not, reporting progress; ImageUnavailable if that fails."""
+        try:
+            await self.conn.call(lambda: self.conn.api.inspect_image(image), what=f"image {image}")
+            return
+        except NotFound:
+            pass
+        await self.conn.call(self._pull, image, progress)
+
+    def _pull(self, image: str, progress: ProgressCallback | None) -> None:
+        repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        if progress:
+            progress(f"pulling {image} ...")
+        try:
+            for line in self.conn.api.pull(repo, tag=tag, stream=True, decode=True):
+                if "error" in line:
+                    raise ImageUnavailable(image, f"image {image!r} is not local and the pull failed: {line['error']}")
+                if progress and line.get("status"):
+                    detail = line.get("progress") or ""
+                    progress(f"{line.get('id', image)}: {line['status']} {detail}".strip())
+        except docker.errors.APIError as e:
+            raise ImageUnavailable(image, f"image {image!r} is not local and could not be pulled: {e.explanation}") from e
+        if progress:
+            progress(f"pulled {image}")
+
+    # -- creation --------------------------------------------------------------------------------
+
+    def labels(self, agent: str, kind: Kind, name: str) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_INSTANCE: self.instance,
+            LABEL_AGENT: agent,
+            LABEL_KIND: str(kind),
+            LABEL_NAME: name,
+        }
+
+    @staticmethod
+    def full_name(agent: str, name: str) -> str:
+        return f"berth-{agent}-{name}"
+
+    def _create_sync(
+        self,
+        spec: ContainerSpec,
+        *,
+        kind: Kind,
+        name: str,
+        command: list[str] | None,
+        ports: list[str] = (),  # type: ignore[assignment]
+        stdin_open: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> str:
+        api = self.conn.api
+        host_kwargs: dict[str, Any] = {
+            "network_mode": spec.network,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": spec.pids_limit,
+            "init": True,
+        }
+        if spec.memory:
+            host_kwargs.update(mem_limit=spec.memory, memswap_limit=spec.memory)
+        host_kwargs.update(self.cpu_groups.host_config(spec.cpu_group))
+        if spec.workspace:
+            host_kwargs["binds"] = {spec.workspace: {"bind": "/workspace", "mode": "rw"}}
+        if ports:
+            host_kwargs["port_bindings"] = {p: ("127.0.0.1", None) for p in ports}
+        labels = {**spec.labels, **self.labels(spec.agent, kind, name)}
+        if "cgroup_parent" in host_kwargs:
+            labels[LABEL_CPU_GROUP] = host_kwargs["cgroup_parent"]
+        kwargs: dict[str, Any] = {
+            "command": command,
+            "name": self.full_name(spec.agent, name),
+            "environment": spec.env,
+            "working_dir": spec.workdir or "/workspace",
+            "user": spec.user or host_user(),
+            "labels": labels,
+            "stdin_open": stdin_open,
+            "ports": [tuple(p.split("/")) if p.endswith("/udp") else int(p.split("/")[0]) for p in ports] or None,
+            "host_config": api.create_host_config(**host_kwargs),
+        }
+        try:
+            return str(api.create_container(spec.image, **kwargs)["Id"])
+        except docker.errors.ImageNotFound:
+            self._pull(spec.image, progress)
+            return str(api.create_container(spec.image, **kwargs)["Id"])
+        except docker.errors.APIError as e:
+            if e.status_code == 409:
+                raise Conflict(f"a container named {kwargs['name']} already exists") from e
+            raise
+
+    async def _create(self, spec: ContainerSpec, **kw: Any) -> str:
+        await self._detect()
+        return await self.conn.call(self._create_sync, spec, **kw)
+
+    # -- temporary runs --------------------------------------------------------------------------
+
+    async def run_temporary(
+        self, spec: RunSpec, *, progress: ProgressCallback | None = None, on_created: Callable[[str], None] | None = None
+    ) -> RunResult:
+        """Create, start, wait (killing at the timeout), read capped output, and always remove."""
+        argv = argv_of(spec.command)
+        name = f"tmp-{secrets.token_hex(5)}"
+        started = time.monotonic()
+        stdin = spec.stdin.encode() if isinstance(spec.stdin, str) else spec.stdin
+        create = asyncio.ensure_future(
+            self._create(spec, kind=Kind.TEMPORARY, name=name, command=argv, stdin_open=stdin is not None, progress=progress)
+        )
+        try:
+            cid = await asyncio.shield(create)
+            if on_created:
+                on_created(cid)
+            return await self._run_created(cid, spec, stdin, started)
+        finally:
+            self._spawn_cleanup(self._remove_after(create, self.full_name(spec.agent, name)))
+
+    async def _run_created(self, cid: str, spec: RunSpec, stdin: bytes | None, started: float) -> RunResult:
+        api = self.conn.api
+        if stdin is not None:
+            sock = await self.conn.call(lambda: api.attach_socket(cid, params={"stdin": 1, "stream": 1}))
+            try:
+                await self.conn.call(lambda: api.start(cid))
+                await self.conn.call(send_stdin, sock, stdin)
+            finally:
+                await self.conn.call(raw_socket(sock).close)
+        else:
+            await self.conn.call(lambda: self.conn.api.start(cid))
+        timed_out = False
+        try:
+            status = await asyncio.wait_for(self.conn.call(lambda: self.conn.api.wait(cid)), spec.timeout_s)
+        except TimeoutError:
+            timed_out = True
+            await self._quietly(self.conn.call(lambda: self.conn.api.kill(cid)))
+            status = await self.conn.call(lambda: self.conn.api.wait(cid))
+        exit_code = int(status.get("StatusCode", -1))
+        oom = False
+        if exit_code == 137 and not timed_out:
+            state = (await self.conn.call(lambda: self.conn.api.inspect_container(cid)))["State"]
+            oom = bool(state.get("OOMKilled"))
+        cap = spec.output_cap
+        stdout, t_out = await self.conn.call(lambda: read_capped(self.conn.api.logs(cid, stderr=False, stream=True), cap))
+        stderr, t_err = await self.conn.call(lambda: read_capped(self.conn.api.logs(cid, stdout=False, stream=True), cap))
+        return RunResult(
+            id=cid,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            timed_out=timed_out,
+            oom_killed=oom,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            truncated=t_out or t_err,
+        )
+
+    async def _remove_after(self, create: asyncio.Future[str], full_name: str) -> None:
+        """Remove a temporary container once its creation has finished, whatever happened."""
+        try:
+            ref = await create
+        except BaseException:  # noqa: BLE001 - the create may have half-succeeded: remove by name
+            ref = full_name
+        try:
+            await self.conn.call(lambda: self.conn.api.remove_container(ref, force=True))
+        except NotFound:
+            pass
+        except BerthError as e:
+            if "already in progress" not in str(e):
+                logger.warning("could not remove temporary container %s: %s (reconcile removes it later)", ref, e)
+        except Exception:
+            logger.exception("could not remove temporary container %s", ref)
+
+    def _spawn_cleanup(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def drain_cleanups(self) -> None:
+        """Wait for pending removals (at shutdown, and in tests)."""
+        while self._cleanups:
+            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
+
+    @staticmethod
+    async def _quietly(aw: Any) -> None:
+        try:
+            await aw
+        except (NotFound, Conflict):
+            pass
+
+    # -- services --------------------------------------------------------------------------------
+
+    async def start_service(self, spec: ServiceSpec, *, progress: ProgressCallback | None = None) -> ContainerInfo:
+        ports = [normalize_port(p) for p in spec.ports]
+        if ports and spec.network == "none":
+            raise InvalidParams("ports: publishing ports needs network 'bridge'")
+        argv = argv_of(spec.command) if spec.command is not None else None
+        try:
+            cid = await self._create(spec, kind=Kind.SERVICE, name=spec.name, command=argv, ports=ports, progress=progress)
+        except Conflict as e:
+            raise Conflict(f"a service named {spec.name!r} already exists for agent {spec.agent!r}") from e
+        try:
+            await self.conn.call(lambda: self.conn.api.start(cid))
+        except BaseException as e:
+            await self._quietly(self.conn.call(lambda: self.conn.api.remove_container(cid, force=True)))
+            if isinstance(e, docker.errors.APIError | BerthError):
+                raise InvalidParams(f"the service could not start: {getattr(e, 'explanation', None) or e}") from e
+            raise
+        return await self.inspect(cid)
+
+    # -- exec ------------------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        container: str,
+        command: str | list[str],
+        *,
+        env: dict[str, str] | None = None,
+        workdir: str | None = None,
+        timeout_s: float = 60.0,
+        stdin: str | bytes | None = None,
+        user: str | None = None,
+        output_cap: int = OUTPUT_CAP,
+    ) -> RunResult:
+        """Run a command in a running container; at the timeout its process is killed."""
+        argv = argv_of(command)
+        started = time.monotonic()
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        info = await self.inspect(container)
+        if info.status != "running":
+            raise Conflict(f"container {info.name} is {info.status}, not running: start it first")
+        api = self.conn.api
+
+        def create_and_start() -> tuple[str, Any]:
+            exec_id = api.exec_create(
+                info.id, argv, stdin=data is not None, environment=env or None, workdir=workdir, user=user or ""
+            )["Id"]
+            return exec_id, api.exec_start(exec_id, socket=True)
+
+        exec_id, sock = await self.conn.call(create_and_start)
+        out, err = CappedBuffer(output_cap), CappedBuffer(output_cap)
+        timed_out = False
+        try:
+            if data is not None:
+                await self.conn.call(send_stdin, sock, data)
+            await asyncio.wait_for(self.conn.call(read_multiplexed, sock, out, err), timeout_s)
+        except TimeoutError:
+            timed_out = True
+            await self._kill_exec(exec_id)
+        finally:
+            await self.conn.call(raw_socket(sock).close)
+        result = await self.conn.call(lambda: api.exec_inspect(exec_id))
+        code = result.get("ExitCode")
+        return RunResult(
+            id=info.id,
+            exit_code=None if code is None or (timed_out and result.get("Running")) else int(code),
+            stdout=out.text(),
+            stderr=err.text(),
+            timed_out=timed_out,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            truncated=out.truncated or err.truncated,
+        )
+
+    async def _kill_exec(self, exec_id: str) -> None:
+        """Kill a timed-out exec's process (its host PID is visible when the engine is local)."""
+        pid = (await self.conn.call(lambda: self.conn.api.exec_inspect(exec_id))).get("Pid")
+        if pid and self.endpoint.startswith("unix://"):
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+                return
+            except (ProcessLookupError, PermissionError) as e:
+                logger.warning("could not kill timed-out exec process %s: %s", pid, e)
+
+    # -- queries and actions ---------------------------------------------------------------------
+
+    def _filters(self, labels: dict[str, str] | None) -> dict[str, Any]:
+        want = {LABEL_INSTANCE: self.instance, **(labels or {})}
+        return {"label": [f"{k}={v}" for k, v in want.items()]}
+
+    async def list(self, labels: dict[str, str] | None = None, *, all: bool = True) -> list[ContainerInfo]:  # noqa: A002
+        """This Berth's containers, optionally narrowed by more labels."""
+        raw = await self.conn.call(lambda: self.conn.api.containers(all=all, filters=self._filters(labels)))
+        return [container_from_list(c) for c in raw]
+
+    async def inspect(self, ref: str) -> ContainerInfo:
+        """A container of this Berth by id or full name; NotFound for anything else."""
+        raw = await self.conn.call(lambda: self.conn.api.inspect_container(ref), what=f"container {ref}")
+        if raw.get("Config", {}).get("Labels", {}).get(LABEL_INSTANCE) != self.instance:
+            raise NotFound(f"container {ref} not found")
+        return container_from_inspect(raw)
+
+    async def logs(
+        self, ref: str, *, tail: int | None = None, since: float | None = None, timestamps: bool = False, cap: int = LOGS_CAP
+    ) -> tuple[str, bool]:
+        info = await self.inspect(ref)
+        return await self.conn.call(
+            lambda: read_capped(
+                self.conn.api.logs(
+                    info.id, stream=True, tail="all" if tail is None else tail, since=since, timestamps=timestamps
+                ),
+                cap,
+            )
+        )
+
+    async def stop(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
+        info = await self.inspect(ref)
+        await self.conn.call(lambda: self.conn.api.stop(info.id, timeout=int(timeout_s)))
+        return await self.inspect(info.id)
+
+    async def start(self, ref: str) -> ContainerInfo:
+        info = await self.inspect(ref)
+        await self.conn.call(lambda: self.conn.api.start(info.id))
+        return await self.inspect(info.id)
+
+    async def restart(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
+        info = await self.inspect(ref)
+        await self.conn.call(lambda: self.conn.api.restart(info.id, timeout=int(timeout_s)))
+        return await self.inspect(info.id)
+
+    async def remove(self, ref: str, *, force: bool = False) -> None:
+        info = await self.inspect(ref)
+        try:
+            await self.conn.call(lambda: self.conn.api.remove_container(info.id, force=force))
+        except Conflict as e:
+            raise Conflict(f"container {info.name} is {info.status}: stop it first or remove with force") from e
+        await self.conn.call(self.cpu_groups.remove_empty)
+
+    async def stats(self, containers: list[ContainerInfo]) -> dict[str, Stats]:
+        """CPU % and memory of the running ones among `containers` (cheap: cgroup files where possible)."""
+        running = {c.id: c.cpu_group for c in containers if c.status == "running"}
+        return await self.conn.call(self._stats.sample, running)
+
+    def events(self) -> AsyncIterator[ContainerEvent]:
+        return watch_events(self.conn, self.instance)
+
+    async def reconcile(self) -> list[str]:
+        """At start: remove leftover temporary and pool containers (a crash left them); keep services."""
+        removed: list[str] = []
+        for kind in (Kind.TEMPORARY, Kind.POOL):
+            for c in await self.list({LABEL_KIND: str(kind)}):
+                try:
+                    await self.conn.call(lambda cid=c.id: self.conn.api.remove_container(cid, force=True))
+                    removed.append(c.id)
+                except NotFound:
+                    pass
+        await self._detect()
+        await self.conn.call(self.cpu_groups.remove_empty)
+        if removed:
+            logger.info("reconcile removed %d leftover container(s)", len(removed))
+        return removed
+
+    async def aclose(self) -> None:
+        await self.drain_cleanups()
+        self._stats.close()
+        self.conn.close()
+
+
+__all__ = ["Engine", "EngineUnavailable", "argv_of", "host_user"]

@@ -1,0 +1,102 @@
+"""Turning the engine's JSON about containers into `ContainerInfo`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from app.errors import InvalidParams
+from app.model import LABEL_AGENT, LABEL_CPU_GROUP, LABEL_KIND, LABEL_NAME, ContainerInfo, Kind, PortBinding
+
+_EXITED = re.compile(r"Exited \((-?\d+)\)")
+_PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp))?$")
+
+
+def normalize_port(port: int | str) -> str:
+    """`80` -> `80/tcp`; `"5432/tcp"` stays; anything else is InvalidParams."""
+    m = _PORT.match(str(port).strip())
+    if not m or not 0 < int(m.group(1)) < 65536:
+        raise InvalidParams(f"ports: {port!r} is not a container port like 80 or \"5432/tcp\"")
+    return f"{int(m.group(1))}/{m.group(2) or 'tcp'}"
+
+
+def _kind(labels: dict[str, str]) -> Kind:
+    try:
+        return Kind(labels.get(LABEL_KIND, "service"))
+    except ValueError:
+        return Kind.SERVICE
+
+
+def _short_name(full: str, labels: dict[str, str]) -> str:
+    if LABEL_NAME in labels:
+        return labels[LABEL_NAME]
+    prefix = f"berth-{labels.get(LABEL_AGENT, '')}-"
+    return full[len(prefix) :] if full.startswith(prefix) else full
+
+
+def _timestamp(text: str | None) -> str | None:
+    if not text or text.startswith("0001-01-01"):
+        return None
+    return text
+
+
+def container_from_list(c: dict[str, Any]) -> ContainerInfo:
+    labels = c.get("Labels") or {}
+    full = (c.get("Names") or ["/"])[0].lstrip("/")
+    ports: dict[str, PortBinding] = {}
+    for p in c.get("Ports") or []:
+        if p.get("PublicPort") and p.get("IP") in ("127.0.0.1", None, ""):
+            ports[f"{p['PrivatePort']}/{p.get('Type', 'tcp')}"] = PortBinding("127.0.0.1", int(p["PublicPort"]))
+    m = _EXITED.search(c.get("Status") or "")
+    return ContainerInfo(
+        id=c["Id"],
+        name=_short_name(full, labels),
+        full_name=full,
+        agent=labels.get(LABEL_AGENT, ""),
+        kind=_kind(labels),
+        status=c.get("State") or "unknown",
+        image=c.get("Image") or "",
+        created=float(c.get("Created") or 0),
+        ports=ports,
+        exit_code=int(m.group(1)) if m else None,
+        cpu_group=labels.get(LABEL_CPU_GROUP),
+        labels=labels,
+    )
+
+
+def container_from_inspect(c: dict[str, Any]) -> ContainerInfo:
+    config = c.get("Config") or {}
+    labels = config.get("Labels") or {}
+    state = c.get("State") or {}
+    host = c.get("HostConfig") or {}
+    full = str(c.get("Name", "")).lstrip("/")
+    ports: dict[str, PortBinding] = {}
+    for key, bindings in ((c.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        for b in bindings or []:
+            if b.get("HostPort") and b.get("HostIp") in ("127.0.0.1", ""):
+                ports[key] = PortBinding("127.0.0.1", int(b["HostPort"]))
+                break
+    status = state.get("Status") or "unknown"
+    created = c.get("Created") or ""
+    try:
+        created_ts = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00").timestamp() if created else 0.0
+    except ValueError:
+        created_ts = 0.0
+    return ContainerInfo(
+        id=c["Id"],
+        name=_short_name(full, labels),
+        full_name=full,
+        agent=labels.get(LABEL_AGENT, ""),
+        kind=_kind(labels),
+        status=status,
+        image=config.get("Image") or "",
+        created=created_ts,
+        ports=ports,
+        exit_code=int(state["ExitCode"]) if status in ("exited", "dead") and "ExitCode" in state else None,
+        started_at=_timestamp(state.get("StartedAt")),
+        finished_at=_timestamp(state.get("FinishedAt")),
+        memory_limit=int(host.get("Memory") or 0) or None,
+        cpu_group=host.get("CgroupParent") or labels.get(LABEL_CPU_GROUP),
+        labels=labels,
+    )

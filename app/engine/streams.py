@@ -1,0 +1,76 @@
+"""Reading the engine's output streams with a cap, so a chatty container cannot exhaust memory."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from docker.utils.socket import frames_iter
+
+STDOUT, STDERR = 1, 2
+
+
+class CappedBuffer:
+    """Keeps at most `cap` bytes; remembers whether more arrived."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._parts: list[bytes] = []
+        self.size = 0
+        self.truncated = False
+
+    def add(self, data: bytes) -> bool:
+        """Append; return False once the cap is reached (the caller may stop reading)."""
+        room = self.cap - self.size
+        if len(data) > room:
+            self.truncated = True
+            data = data[:room]
+        if data:
+            self._parts.append(data)
+            self.size += len(data)
+        return not self.truncated
+
+    def text(self) -> str:
+        return b"".join(self._parts).decode("utf-8", errors="replace")
+
+
+def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
+    """Consume a chunk iterator (e.g. a log stream) up to `cap` bytes; close it early if cut."""
+    buf = CappedBuffer(cap)
+    it: Iterator[bytes] = iter(chunks)
+    try:
+        for chunk in it:
+            if not buf.add(chunk):
+                break
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+    return buf.text(), buf.truncated
+
+
+def raw_socket(sock: Any) -> socket.socket:
+    """The plain socket behind what the SDK's attach/exec calls return."""
+    return getattr(sock, "_sock", sock)  # type: ignore[no-any-return]
+
+
+def send_stdin(sock: Any, data: bytes) -> None:
+    """Write all of stdin, then half-close so the process sees end of file."""
+    raw = raw_socket(sock)
+    if data:
+        raw.sendall(data)
+    try:
+        raw.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the process already exited and the engine closed the stream
+
+
+def read_multiplexed(sock: Any, out: CappedBuffer, err: CappedBuffer) -> None:
+    """Demultiplex a non-TTY attach/exec stream into two capped buffers until it ends.
+
+    Reading goes on past the cap (discarding) so the process is not blocked on a full pipe. The
+    buffers belong to the caller, so what arrived before a timeout is kept.
+    """
+    for stream, data in frames_iter(sock, tty=False):
+        (err if stream == STDERR else out).add(data)

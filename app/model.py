@@ -1,0 +1,231 @@
+"""Plain dataclasses and enums shared by every layer (no Qt, no docker)."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+MiB = 1024 * 1024
+OUTPUT_CAP = 1 * MiB  # stdout/stderr of a run, each (API.md)
+LOGS_CAP = 8 * MiB  # containers.logs
+
+AtLimit = Literal["queue", "reject"]
+Network = Literal["none", "bridge"]
+
+SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+AGENT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+LABEL_MANAGED = "berth.managed"
+LABEL_INSTANCE = "berth.instance"
+LABEL_AGENT = "berth.agent"
+LABEL_KIND = "berth.kind"
+LABEL_NAME = "berth.name"
+LABEL_CPU_GROUP = "berth.cpu_group"
+
+
+class Kind(enum.StrEnum):
+    TEMPORARY = "temporary"
+    SERVICE = "service"
+    POOL = "pool"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """An agent's limits (API.md `limits`); `memory` is bytes per container."""
+
+    cpus: float = 1.0
+    memory: int = 512 * MiB
+    max_containers: int = 4
+    at_limit: AtLimit = "queue"
+    queue_timeout_s: float = 120.0
+    network: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "max_containers": self.max_containers,
+            "at_limit": self.at_limit,
+            "queue_timeout_s": self.queue_timeout_s,
+            "network": self.network,
+        }
+
+
+@dataclass(frozen=True)
+class CpuGroup:
+    """CPUs shared by every container that names this group (an agent's quota)."""
+
+    name: str
+    cpus: float
+
+
+@dataclass
+class ContainerSpec:
+    """What fixes a container at creation, common to temporary runs and services."""
+
+    agent: str
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/workspace"
+    network: Network = "none"
+    memory: int | None = 512 * MiB
+    cpu_group: CpuGroup | None = None
+    user: str | None = None  # "uid:gid"; None means the host user's
+    workspace: str | None = None  # host folder mounted at /workspace
+    pids_limit: int = 256
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunSpec(ContainerSpec):
+    """A temporary container: run one command, return its output, remove it."""
+
+    command: str | list[str] = field(default_factory=list)
+    timeout_s: float = 60.0
+    stdin: str | bytes | None = None
+    output_cap: int = OUTPUT_CAP
+
+
+@dataclass
+class ServiceSpec(ContainerSpec):
+    """A long-running container, named `berth-<agent>-<name>`."""
+
+    name: str = ""
+    command: str | list[str] | None = None
+    ports: list[str] = field(default_factory=list)  # "80/tcp"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    id: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    oom_killed: bool = False
+    duration_ms: int = 0
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "exit_code": self.exit_code,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "timed_out": self.timed_out,
+            "oom_killed": self.oom_killed,
+            "duration_ms": self.duration_ms,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Stats:
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cpu_percent": round(self.cpu_percent, 2),
+            "memory_bytes": self.memory_bytes,
+            "memory_limit_bytes": self.memory_limit_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A container of this Berth as the engine reports it."""
+
+    id: str
+    name: str  # the service name (or generated temporary name), without the berth-<agent>- prefix
+    full_name: str
+    agent: str
+    kind: Kind
+    status: str  # created | running | paused | restarting | exited | dead | removing
+    image: str
+    created: float
+    ports: dict[str, PortBinding] = field(default_factory=dict)
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    memory_limit: int | None = None
+    cpu_group: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "restarting", "paused")
+
+    def to_json(self) -> dict[str, Any]:
+        """The API.md list entry."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": str(self.kind),
+            "status": self.status,
+            "image": self.image,
+            "created": self.created,
+            "ports": {k: v.to_json() for k, v in self.ports.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """An engine event about one of this Berth's containers."""
+
+    action: str  # create, start, die, stop, destroy, ...
+    id: str
+    agent: str | None
+    kind: str | None
+    time: float
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    available: bool
+    version: str | None
+    endpoint: str
+    cpu_group_mechanism: str | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"available": self.available, "version": self.version, "endpoint": self.endpoint}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse `512m`, `1g`, `1.5GiB`, `1048576` into bytes; raise ValueError with a plain message."""
+    if isinstance(text, int):
+        if text <= 0:
+            raise ValueError("size must be positive")
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not m:
+        raise ValueError(f"cannot read size {text!r}: use a number with k, m or g, e.g. 512m")
+    value = float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " ")
+    if value < 1:
+        raise ValueError("size must be positive")
+    return int(value)
+
+
+def format_size(n: int) -> str:
+    for unit, div in (("g", 1024**3), ("m", MiB), ("k", 1024)):
+        if n >= div and n % div == 0:
+            return f"{n // div}{unit}"
+    return str(n)

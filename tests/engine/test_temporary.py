@@ -1,0 +1,148 @@
+"""Temporary containers against the real engine: output, exit codes, caps, timeouts, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from app.engine import Engine
+from app.errors import ImageUnavailable
+from app.model import MiB, RunSpec
+from tests.conftest import BUSYBOX, PYTHON, docker_cli
+
+
+def spec(command: str | list[str], **kw: object) -> RunSpec:
+    return RunSpec(agent="t", image=BUSYBOX, command=command, **kw)  # type: ignore[arg-type]
+
+
+def containers_of(instance: str) -> list[str]:
+    return docker_cli("ps", "-aq", "--filter", f"label=berth.instance={instance}").stdout.split()
+
+
+async def test_output_and_exit_code_come_back_exactly(engine: Engine) -> None:
+    r = await engine.run_temporary(spec("printf 'out\\n'; printf 'err\\n' >&2; exit 7"))
+    assert (r.exit_code, r.stdout, r.stderr) == (7, "out\n", "err\n")
+    assert not r.timed_out and not r.truncated and not r.oom_killed
+    assert r.duration_ms > 0
+
+
+async def test_argv_command_env_workdir_and_stdin(engine: Engine) -> None:
+    r = await engine.run_temporary(spec(["sh", "-c", 'echo "$GREETING" $(pwd); cat'], env={"GREETING": "hi there"},
+                                        workdir="/tmp", stdin="from stdin\n"))
+    assert r.exit_code == 0
+    assert r.stdout == "hi there /tmp\nfrom stdin\n"
+
+
+async def test_argv_is_not_split_by_a_shell(engine: Engine) -> None:
+    r = await engine.run_temporary(spec(["echo", "a;b", "$HOME"]))
+    assert r.stdout == "a;b $HOME\n"
+
+
+async def test_output_is_capped_at_one_mib_and_says_so(engine: Engine) -> None:
+    r = await engine.run_temporary(spec("head -c 3000000 /dev/zero | tr '\\0' a; echo small >&2"))
+    assert r.exit_code == 0
+    assert len(r.stdout) == 1 * MiB and set(r.stdout) == {"a"}
+    assert r.stderr == "small\n"
+    assert r.truncated
+
+
+async def test_timeout_kills_and_removes(engine: Engine, instance: str) -> None:
+    started = time.monotonic()
+    r = await engine.run_temporary(spec("echo before; sleep 30", timeout_s=1))
+    elapsed = time.monotonic() - started
+    assert r.timed_out
+    assert r.stdout == "before\n"
+    assert elapsed < 5, f"took {elapsed:.1f}s"
+    await engine.drain_cleanups()
+    assert containers_of(instance) == []
+
+
+async def test_cancelling_the_caller_leaves_no_container(engine: Engine, instance: str) -> None:
+    created = asyncio.Event()
+    task = asyncio.create_task(engine.run_temporary(spec("sleep 30"), on_created=lambda _cid: created.set()))
+    await asyncio.wait_for(created.wait(), 30)
+    assert len(containers_of(instance)) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await engine.drain_cleanups()
+    assert containers_of(instance) == []
+
+
+async def test_cancelling_during_create_leaves_no_container(engine: Engine, instance: str) -> None:
+    """The attack on cleanup: cancel before the create call returns, so the id is not known yet."""
+    for _ in range(5):
+        task = asyncio.create_task(engine.run_temporary(spec("sleep 30")))
+        await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await engine.drain_cleanups()
+    assert containers_of(instance) == []
+
+
+async def test_thirty_runs_leave_nothing_behind(engine: Engine, instance: str) -> None:
+    for i in range(30):
+        r = await engine.run_temporary(spec(f"echo {i}"))
+        assert r.stdout == f"{i}\n"
+    await engine.drain_cleanups()
+    out = docker_cli("ps", "-a", "--filter", "label=berth.managed=true", "--filter", f"label=berth.instance={instance}",
+                     "-q").stdout
+    assert out.strip() == ""
+
+
+async def test_memory_hog_is_oom_killed(engine: Engine) -> None:
+    r = await engine.run_temporary(
+        RunSpec(agent="t", image=PYTHON, command=["python3", "-c", "x = b'x' * (200 * 1024 * 1024)"], memory=32 * MiB)
+    )
+    assert r.oom_killed
+    assert r.exit_code == 137
+
+
+async def test_network_none_has_no_network(engine: Engine) -> None:
+    r = await engine.run_temporary(spec("wget -T 3 -q -O- http://1.1.1.1/ ; echo rc=$?; ip link 2>/dev/null | grep -c eth0"))
+    assert "rc=0" not in r.stdout
+    assert r.stdout.strip().endswith("0")  # no eth0 inside: network_mode=none
+
+
+async def test_unknown_image_is_image_unavailable_naming_it(engine: Engine) -> None:
+    progress: list[str] = []
+    with pytest.raises(ImageUnavailable) as info:
+        await engine.run_temporary(RunSpec(agent="t", image="berth/does-not-exist:1", command="true"),
+                                   progress=progress.append)
+    assert info.value.image == "berth/does-not-exist:1"
+    assert "berth/does-not-exist:1" in str(info.value)
+    assert progress and "pulling" in progress[0]
+
+
+async def test_safe_defaults_are_applied(engine: Engine, instance: str, tmp_path: object) -> None:
+    """The container must not be able to reach the host: no caps, no socket, not privileged, only the workspace."""
+    seen: list[str] = []
+    task = asyncio.create_task(engine.run_temporary(spec("sleep 5", workspace=str(tmp_path)), on_created=seen.append))
+    while not seen:
+        await asyncio.sleep(0.05)
+    import json
+
+    info = json.loads(docker_cli("inspect", seen[0]).stdout)[0]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    host = info["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["Privileged"] is False
+    assert host["Init"] is True
+    assert host["PidsLimit"] == 256
+    assert host["NetworkMode"] == "none"
+    assert host["Memory"] == host["MemorySwap"] == 512 * MiB
+    assert [m["Destination"] for m in info["Mounts"]] == ["/workspace"]
+    assert not any("docker.sock" in (m.get("Source") or "") for m in info["Mounts"])
+    import os
+
+    assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+    labels = info["Config"]["Labels"]
+    assert labels["berth.managed"] == "true" and labels["berth.instance"] == instance
+    assert labels["berth.kind"] == "temporary" and labels["berth.agent"] == "t"
+    assert info["Name"].startswith("/berth-t-")
