@@ -229,3 +229,32 @@ def format_size(n: int) -> str:
         if n >= div and n % div == 0:
             return f"{n // div}{unit}"
     return str(n)
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A program allowed to use Berth, with its limits. Its token is kept elsewhere (only a hash in the store)."""
+
+    name: str
+    limits: Limits = field(default_factory=Limits)
+    enabled: bool = True
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished temporary run, as kept in the history."""
+
+    id: int
+    agent: str
+    container_id: str
+    image: str
+    command: str  # as the agent gave it: a string, or a JSON array of argv
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    oom_killed: bool
+    truncated: bool
+    started: float
+    finished: float
