@@ -70,7 +70,7 @@ class Connection:
 
     def new_client(self, *, timeout: int | None = REQUEST_TIMEOUT_S, pool_size: int = 2) -> docker.DockerClient:
         """A client of its own, for long-lived streams (events, log follows) that would hold a pooled connection."""
-        return docker.DockerClient(base_url=self.endpoint, timeout=timeout, max_pool_size=pool_size)
+        return docker.DockerClient(base_url=self.endpoint, timeout=timeout, max_pool_size=pool_size)  # type: ignore[arg-type]
 
     def client(self) -> docker.DockerClient:
         """The shared client (blocking: call from a worker thread). Created on first use, again after a failure."""
@@ -86,7 +86,7 @@ class Connection:
         if client is not None:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001 - closing a broken client must not mask the real error
+            except Exception:
                 logger.debug("closing the docker client failed", exc_info=True)
 
     @property
@@ -101,7 +101,9 @@ class Connection:
             return e
         if _is_connection_problem(e):
             self.reset()
-            return EngineUnavailable(f"the Docker engine is not reachable ({self.endpoint})", hint=engine_hint(self.endpoint, str(e)))
+            return EngineUnavailable(
+                f"the Docker engine is not reachable ({self.endpoint})", hint=engine_hint(self.endpoint, str(e))
+            )
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             return StorageFull("the disk is full", hint="free some space (docker system prune removes unused images)")
         if isinstance(e, docker.errors.NotFound):
@@ -131,9 +133,7 @@ class Connection:
     async def call(self, fn: Callable[..., T], *args: Any, what: str = "", **kwargs: Any) -> T:
         """Run a blocking SDK call in a worker thread and translate its errors."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, functools.partial(self.run_sync, fn, *args, what=what, **kwargs)
-        )
+        return await loop.run_in_executor(self._pool, functools.partial(self.run_sync, fn, *args, what=what, **kwargs))
 
     def close(self) -> None:
         self.reset()

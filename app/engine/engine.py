@@ -24,8 +24,8 @@ from app.engine.connection import Connection, engine_hint
 from app.engine.cpugroups import CpuGroups
 from app.engine.events import watch_events
 from app.engine.info import container_from_inspect, container_from_list, normalize_port
-from app.engine.streams import CappedBuffer, raw_socket, read_capped, read_multiplexed, send_stdin
 from app.engine.stats import StatsReader
+from app.engine.streams import CappedBuffer, raw_socket, read_capped, read_multiplexed, send_stdin
 from app.errors import BerthError, Conflict, EngineUnavailable, ImageUnavailable, InvalidParams, NotFound
 from app.model import (
     LABEL_AGENT,
@@ -90,7 +90,7 @@ class Engine:
             return EngineInfo(True, str(version.get("Version")), self.endpoint, self.cpu_groups.mechanism)
         except BerthError as e:
             return EngineInfo(False, None, self.endpoint, None, e.hint or str(e))
-        except Exception as e:  # noqa: BLE001 - reported, not raised
+        except Exception as e:
             return EngineInfo(False, None, self.endpoint, None, engine_hint(self.endpoint, str(e)))
 
     async def _detect(self) -> None:
@@ -102,7 +102,7 @@ class Engine:
     async def ensure_image(self, image: str, progress: ProgressCallback | None = None) -> None:
         """Make sure `image` is local: pull it if not, reporting progress; ImageUnavailable if that fails."""
         try:
-            await self.conn.call(lambda: self.conn.api.inspect_image(image), what=f"image {image}")
+            await self.conn.call(lambda: self.conn.api.inspect_image(image), what=f"image {image}")  # type: ignore[no-untyped-call]
             return
         except NotFound:
             pass
@@ -120,7 +120,9 @@ class Engine:
                     detail = line.get("progress") or ""
                     progress(f"{line.get('id', image)}: {line['status']} {detail}".strip())
         except docker.errors.APIError as e:
-            raise ImageUnavailable(image, f"image {image!r} is not local and could not be pulled: {e.explanation}") from e
+            raise ImageUnavailable(
+                image, f"image {image!r} is not local and could not be pulled: {e.explanation}"
+            ) from e
         if progress:
             progress(f"pulled {image}")
 
@@ -196,7 +198,11 @@ class Engine:
     # -- temporary runs --------------------------------------------------------------------------
 
     async def run_temporary(
-        self, spec: RunSpec, *, progress: ProgressCallback | None = None, on_created: Callable[[str], None] | None = None
+        self,
+        spec: RunSpec,
+        *,
+        progress: ProgressCallback | None = None,
+        on_created: Callable[[str], None] | None = None,
     ) -> RunResult:
         """Create, start, wait (killing at the timeout), read capped output, and always remove."""
         argv = argv_of(spec.command)
@@ -204,7 +210,9 @@ class Engine:
         started = time.monotonic()
         stdin = spec.stdin.encode() if isinstance(spec.stdin, str) else spec.stdin
         create = asyncio.ensure_future(
-            self._create(spec, kind=Kind.TEMPORARY, name=name, command=argv, stdin_open=stdin is not None, progress=progress)
+            self._create(
+                spec, kind=Kind.TEMPORARY, name=name, command=argv, stdin_open=stdin is not None, progress=progress
+            )
         )
         try:
             cid = await asyncio.shield(create)
@@ -238,8 +246,12 @@ class Engine:
             state = (await self.conn.call(lambda: self.conn.api.inspect_container(cid)))["State"]
             oom = bool(state.get("OOMKilled"))
         cap = spec.output_cap
-        stdout, t_out = await self.conn.call(lambda: read_capped(self.conn.api.logs(cid, stderr=False, stream=True), cap))
-        stderr, t_err = await self.conn.call(lambda: read_capped(self.conn.api.logs(cid, stdout=False, stream=True), cap))
+        stdout, t_out = await self.conn.call(
+            lambda: read_capped(self.conn.api.logs(cid, stderr=False, stream=True, follow=False), cap)
+        )
+        stderr, t_err = await self.conn.call(
+            lambda: read_capped(self.conn.api.logs(cid, stdout=False, stream=True, follow=False), cap)
+        )
         return RunResult(
             id=cid,
             exit_code=exit_code,
@@ -255,7 +267,7 @@ class Engine:
         """Remove a temporary container once its creation has finished, whatever happened."""
         try:
             ref = await create
-        except BaseException:  # noqa: BLE001 - the create may have half-succeeded: remove by name
+        except BaseException:
             ref = full_name
         try:
             await self.conn.call(lambda: self.conn.api.remove_container(ref, force=True))
@@ -292,7 +304,9 @@ class Engine:
             raise InvalidParams("ports: publishing ports needs network 'bridge'")
         argv = argv_of(spec.command) if spec.command is not None else None
         try:
-            cid = await self._create(spec, kind=Kind.SERVICE, name=spec.name, command=argv, ports=ports, progress=progress)
+            cid = await self._create(
+                spec, kind=Kind.SERVICE, name=spec.name, command=argv, ports=ports, progress=progress
+            )
         except Conflict as e:
             raise Conflict(f"a service named {spec.name!r} already exists for agent {spec.agent!r}") from e
         try:
@@ -373,7 +387,7 @@ class Engine:
         want = {LABEL_INSTANCE: self.instance, **(labels or {})}
         return {"label": [f"{k}={v}" for k, v in want.items()]}
 
-    async def list(self, labels: dict[str, str] | None = None, *, all: bool = True) -> list[ContainerInfo]:  # noqa: A002
+    async def list_containers(self, labels: dict[str, str] | None = None, *, all: bool = True) -> list[ContainerInfo]:
         """This Berth's containers, optionally narrowed by more labels."""
         raw = await self.conn.call(lambda: self.conn.api.containers(all=all, filters=self._filters(labels)))
         return [container_from_list(c) for c in raw]
@@ -386,13 +400,24 @@ class Engine:
         return container_from_inspect(raw)
 
     async def logs(
-        self, ref: str, *, tail: int | None = None, since: float | None = None, timestamps: bool = False, cap: int = LOGS_CAP
+        self,
+        ref: str,
+        *,
+        tail: int | None = None,
+        since: float | None = None,
+        timestamps: bool = False,
+        cap: int = LOGS_CAP,
     ) -> tuple[str, bool]:
         info = await self.inspect(ref)
         return await self.conn.call(
             lambda: read_capped(
                 self.conn.api.logs(
-                    info.id, stream=True, tail="all" if tail is None else tail, since=since, timestamps=timestamps
+                    info.id,
+                    stream=True,
+                    follow=False,
+                    tail="all" if tail is None else tail,
+                    since=since,
+                    timestamps=timestamps,
                 ),
                 cap,
             )
@@ -433,7 +458,7 @@ class Engine:
         """At start: remove leftover temporary and pool containers (a crash left them); keep services."""
         removed: list[str] = []
         for kind in (Kind.TEMPORARY, Kind.POOL):
-            for c in await self.list({LABEL_KIND: str(kind)}):
+            for c in await self.list_containers({LABEL_KIND: str(kind)}):
                 try:
                     await self.conn.call(lambda cid=c.id: self.conn.api.remove_container(cid, force=True))
                     removed.append(c.id)

@@ -58,7 +58,7 @@ async def watch_events(conn: Connection, instance: str) -> AsyncIterator[Contain
                 ev = _to_event(raw)
                 if ev is not None:
                     loop.call_soon_threadsafe(queue.put_nowait, ev)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+        except BaseException as e:
             if not stop.is_set():
                 err = conn.translate(e, what="event stream")
                 try:
@@ -89,11 +89,11 @@ async def watch_events(conn: Connection, instance: str) -> AsyncIterator[Contain
         if stream is not None:
             try:
                 stream.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 logger.debug("closing the event stream failed", exc_info=True)
         client = holder.get("client")
         if client is not None:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass

@@ -17,7 +17,7 @@ def normalize_port(port: int | str) -> str:
     """`80` -> `80/tcp`; `"5432/tcp"` stays; anything else is InvalidParams."""
     m = _PORT.match(str(port).strip())
     if not m or not 0 < int(m.group(1)) < 65536:
-        raise InvalidParams(f"ports: {port!r} is not a container port like 80 or \"5432/tcp\"")
+        raise InvalidParams(f'ports: {port!r} is not a container port like 80 or "5432/tcp"')
     return f"{int(m.group(1))}/{m.group(2) or 'tcp'}"
 
 

@@ -36,7 +36,7 @@ def _read_int(path: Path) -> int | None:
 
 
 class _Sample:
-    __slots__ = ("cpu_ns", "at")
+    __slots__ = ("at", "cpu_ns")
 
     def __init__(self, cpu_ns: int, at: float) -> None:
         self.cpu_ns, self.at = cpu_ns, at
@@ -131,7 +131,7 @@ class _StatsStream:
                     break
                 self._latest = stats_from_api(s)
             client.close()
-        except Exception:  # noqa: BLE001 - a vanished container ends its stream
+        except Exception:
             logger.debug("stats stream for %s ended", cid, exc_info=True)
 
 

@@ -72,5 +72,5 @@ def read_multiplexed(sock: Any, out: CappedBuffer, err: CappedBuffer) -> None:
     Reading goes on past the cap (discarding) so the process is not blocked on a full pipe. The
     buffers belong to the caller, so what arrived before a timeout is kept.
     """
-    for stream, data in frames_iter(sock, tty=False):
+    for stream, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
         (err if stream == STDERR else out).add(data)

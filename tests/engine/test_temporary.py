@@ -29,8 +29,14 @@ async def test_output_and_exit_code_come_back_exactly(engine: Engine) -> None:
 
 
 async def test_argv_command_env_workdir_and_stdin(engine: Engine) -> None:
-    r = await engine.run_temporary(spec(["sh", "-c", 'echo "$GREETING" $(pwd); cat'], env={"GREETING": "hi there"},
-                                        workdir="/tmp", stdin="from stdin\n"))
+    r = await engine.run_temporary(
+        spec(
+            ["sh", "-c", 'echo "$GREETING" $(pwd); cat'],
+            env={"GREETING": "hi there"},
+            workdir="/tmp",
+            stdin="from stdin\n",
+        )
+    )
     assert r.exit_code == 0
     assert r.stdout == "hi there /tmp\nfrom stdin\n"
 
@@ -88,8 +94,9 @@ async def test_thirty_runs_leave_nothing_behind(engine: Engine, instance: str) -
         r = await engine.run_temporary(spec(f"echo {i}"))
         assert r.stdout == f"{i}\n"
     await engine.drain_cleanups()
-    out = docker_cli("ps", "-a", "--filter", "label=berth.managed=true", "--filter", f"label=berth.instance={instance}",
-                     "-q").stdout
+    out = docker_cli(
+        "ps", "-a", "--filter", "label=berth.managed=true", "--filter", f"label=berth.instance={instance}", "-q"
+    ).stdout
     assert out.strip() == ""
 
 
@@ -102,7 +109,9 @@ async def test_memory_hog_is_oom_killed(engine: Engine) -> None:
 
 
 async def test_network_none_has_no_network(engine: Engine) -> None:
-    r = await engine.run_temporary(spec("wget -T 3 -q -O- http://1.1.1.1/ ; echo rc=$?; ip link 2>/dev/null | grep -c eth0"))
+    r = await engine.run_temporary(
+        spec("wget -T 3 -q -O- http://1.1.1.1/ ; echo rc=$?; ip link 2>/dev/null | grep -c eth0")
+    )
     assert "rc=0" not in r.stdout
     assert r.stdout.strip().endswith("0")  # no eth0 inside: network_mode=none
 
@@ -110,8 +119,9 @@ async def test_network_none_has_no_network(engine: Engine) -> None:
 async def test_unknown_image_is_image_unavailable_naming_it(engine: Engine) -> None:
     progress: list[str] = []
     with pytest.raises(ImageUnavailable) as info:
-        await engine.run_temporary(RunSpec(agent="t", image="berth/does-not-exist:1", command="true"),
-                                   progress=progress.append)
+        await engine.run_temporary(
+            RunSpec(agent="t", image="berth/does-not-exist:1", command="true"), progress=progress.append
+        )
     assert info.value.image == "berth/does-not-exist:1"
     assert "berth/does-not-exist:1" in str(info.value)
     assert progress and "pulling" in progress[0]
