@@ -67,6 +67,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_agent_time ON audit (agent, time);
     """,
+    # 2: host shell requests (the Approval Queue and its record) and trusted patterns (app/core/approvals.py).
+    """
+    CREATE TABLE shell_requests (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        command TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        timeout_s REAL NOT NULL,
+        created REAL NOT NULL,
+        status TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at REAL,
+        started REAL,
+        finished REAL,
+        result TEXT
+    );
+    CREATE INDEX shell_requests_status_created ON shell_requests (status, created);
+    CREATE INDEX shell_requests_agent_created ON shell_requests (agent, created);
+    CREATE TABLE trusted_patterns (
+        id INTEGER PRIMARY KEY,
+        agent TEXT REFERENCES agents (name) ON DELETE CASCADE,
+        pattern TEXT NOT NULL,
+        created REAL NOT NULL,
+        UNIQUE (agent, pattern)
+    );
+    -- UNIQUE treats NULLs as distinct: this index keeps global patterns (agent NULL) unique too.
+    CREATE UNIQUE INDEX trusted_patterns_unique ON trusted_patterns (COALESCE(agent, ''), pattern);
+    """,
 ]
 
 _SCHEMA_VERSION_DDL = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied REAL)"

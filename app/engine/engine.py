@@ -108,6 +108,18 @@ class Engine:
             pass
         await self.conn.call(self._pull, image, progress)
 
+    async def has_image(self, image: str) -> bool:
+        try:
+            await self.conn.call(lambda: self.conn.api.inspect_image(image), what=f"image {image}")  # type: ignore[no-untyped-call]
+            return True
+        except NotFound:
+            return False
+
+    async def images(self) -> list[str]:
+        """Tags of the local images (for the default-image setting)."""
+        raw = await self.conn.call(lambda: self.conn.api.images())
+        return sorted(t for img in raw for t in (img.get("RepoTags") or []) if t != "<none>:<none>")
+
     def _pull(self, image: str, progress: ProgressCallback | None) -> None:
         repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
         if progress:

@@ -1,0 +1,249 @@
+"""`berth`: the command line (API.md). Exit 0 on success, 1 on a user error (one line on stderr), 2 on bad usage.
+
+`agents` and `trust` work on the data dir directly, whether or not the app runs; `approvals` talks
+to the running app through its RPC port with the owner token. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from app import __version__
+from app.config import Paths
+from app.errors import BerthError
+from app.model import Limits, format_size, parse_size
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _limit_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    d = Limits() if defaults else None
+    p.add_argument("--cpus", type=float, default=d and d.cpus, help="CPU quota for all the agent's containers together")
+    p.add_argument("--memory", type=_size, default=d and d.memory, help="memory cap of each container, e.g. 512m")
+    p.add_argument("--max-containers", type=int, default=d and d.max_containers, help="containers running at once")
+    p.add_argument(
+        "--at-limit", choices=("queue", "reject"), default=d and d.at_limit, help="what happens at the limit"
+    )
+    p.add_argument(
+        "--queue-timeout", type=float, default=d and d.queue_timeout_s, help="seconds a queued request waits"
+    )
+    net = p.add_mutually_exclusive_group()
+    net.add_argument("--network", dest="network", action="store_true", default=d and d.network, help="allow bridge")
+    net.add_argument("--no-network", dest="network", action="store_false", help="no network at all")
+    if not defaults:
+        p.set_defaults(network=None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="berth", description="A safe place for AI agents to run code on your machine."
+    )
+    parser.add_argument("--version", action="version", version=f"berth {__version__}")
+    parser.add_argument("--data-dir", help="where Berth keeps its data (env BERTH_DATA_DIR)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the core and the RPC server without a window (no Qt)")
+    serve.add_argument("--rpc-port", type=int, help="port on 127.0.0.1 (default 7450, env BERTH_RPC_PORT; 0 = any)")
+    app = sub.add_parser("app", help="open the desktop app (the default)")
+    app.add_argument("--rpc-port", type=int)
+
+    agents = sub.add_parser("agents", help="manage agents").add_subparsers(dest="action", required=True)
+    add = agents.add_parser("add", help="create an agent and print its token (shown once)")
+    add.add_argument("name")
+    _limit_options(add, defaults=True)
+    agents.add_parser("list", help="list agents")
+    rm = agents.add_parser("remove", help="remove an agent (its workspace is kept unless --delete-workspace)")
+    rm.add_argument("name")
+    rm.add_argument("--delete-workspace", action="store_true")
+    st = agents.add_parser("set", help="change an agent's limits")
+    st.add_argument("name")
+    _limit_options(st, defaults=False)
+    en = st.add_mutually_exclusive_group()
+    en.add_argument("--enable", dest="enabled", action="store_true", default=None)
+    en.add_argument("--disable", dest="enabled", action="store_false")
+    tok = agents.add_parser("token", help="print or rotate an agent's token")
+    tok.add_argument("name")
+    tok.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working")
+
+    appr = sub.add_parser("approvals", help="decide host shell requests").add_subparsers(dest="action", required=True)
+    al = appr.add_parser("list", help="pending requests")
+    al.add_argument("--all", action="store_true", help="also decided ones")
+    ap = appr.add_parser("approve", help="approve a request")
+    ap.add_argument("id")
+    ap.add_argument("--trust", metavar="PATTERN", help="also trust this pattern for the agent from now on")
+    dn = appr.add_parser("deny", help="deny a request")
+    dn.add_argument("id")
+
+    trust = sub.add_parser("trust", help="trusted command patterns").add_subparsers(dest="action", required=True)
+    trust.add_parser("list", help="list trusted patterns")
+    ta = trust.add_parser("add", help="trust a pattern, e.g. 'git status' or 'ls *'")
+    ta.add_argument("pattern")
+    ta.add_argument("--agent", help="only for this agent (default: every agent)")
+    tr = trust.add_parser("remove", help="remove a trusted pattern by id")
+    tr.add_argument("id", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = Paths.resolve(args.data_dir)
+    if args.command not in (None, "app", "serve"):
+        logging.basicConfig(level=logging.WARNING, format="berth: %(message)s")
+    try:
+        if args.command == "serve":
+            from app.main import serve
+
+            return serve(paths, args.rpc_port, verbose=args.verbose)
+        if args.command in (None, "app"):
+            from app.main import run_desktop
+
+            return run_desktop(paths, getattr(args, "rpc_port", None), verbose=args.verbose)
+        if args.command == "agents":
+            return _agents(paths, args)
+        if args.command == "approvals":
+            return _approvals(paths, args)
+        if args.command == "trust":
+            return _trust(paths, args)
+    except BerthError as e:
+        print(f"berth: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def _open_agents(paths: Paths) -> Any:
+    from app.core.agents import Agents
+    from app.core.events import EventBus
+    from app.core.store import Store
+    from app.core.tokens import TokenVault
+    from app.core.workspace import Workspaces
+
+    paths.ensure()
+    vault = TokenVault(paths.tokens_file, paths.instance_id())
+    return Agents(Store(paths.db_path), vault, Workspaces(paths.workspaces_dir), EventBus()), vault
+
+
+def _limits_table(limits: Limits) -> str:
+    return (
+        f"cpus={limits.cpus:g} memory={format_size(limits.memory)} max_containers={limits.max_containers} "
+        f"at_limit={limits.at_limit} queue_timeout={limits.queue_timeout_s:g}s "
+        f"network={'on' if limits.network else 'off'}"
+    )
+
+
+def _agents(paths: Paths, args: argparse.Namespace) -> int:
+    agents, _vault = _open_agents(paths)
+    if args.action == "add":
+        limits = Limits(args.cpus, args.memory, args.max_containers, args.at_limit, args.queue_timeout, args.network)
+        agent, token = agents.add(args.name, limits)
+        print(f"agent {agent.name}: {_limits_table(agent.limits)}")
+        print("its token (shown once; keep it secret):")
+        print(token)
+    elif args.action == "list":
+        rows = agents.list()
+        if not rows:
+            print("no agents yet: add one with `berth agents add NAME`")
+        for a in rows:
+            print(f"{a.name:<20} {'enabled ' if a.enabled else 'disabled'} {_limits_table(a.limits)}")
+    elif args.action == "remove":
+        agents.remove(args.name, delete_workspace=args.delete_workspace)
+        print(f"removed agent {args.name}")
+    elif args.action == "set":
+        names = {
+            "cpus": "cpus",
+            "memory": "memory",
+            "max_containers": "max_containers",
+            "at_limit": "at_limit",
+            "queue_timeout": "queue_timeout_s",
+            "network": "network",
+        }
+        changes = {field: getattr(args, opt) for opt, field in names.items() if getattr(args, opt) is not None}
+        agent = agents.set_limits(args.name, **changes) if changes else agents.get(args.name)
+        if args.enabled is not None:
+            agent = agents.set_enabled(args.name, args.enabled)
+        print(f"agent {agent.name}: {_limits_table(agent.limits)}{'' if agent.enabled else ' (disabled)'}")
+    elif args.action == "token":
+        if args.rotate:
+            print(agents.rotate_token(args.name))
+        else:
+            agents.get(args.name)
+            token = agents.token(args.name)
+            if token is None:
+                print(
+                    f"berth: the token of {args.name} is not stored here; make a new one with --rotate", file=sys.stderr
+                )
+                return 1
+            print(token)
+    return 0
+
+
+def _owner_client(paths: Paths) -> Any:
+    from app.rpc.client import BerthClient, find_url
+
+    agents, _vault = _open_agents(paths)
+    token = agents.owner_token()
+    if token is None:
+        print("berth: no owner token yet: start Berth once (`berth` or `berth serve`)", file=sys.stderr)
+        raise SystemExit(1)
+    return BerthClient(find_url(paths.data_dir), token)
+
+
+def _approvals(paths: Paths, args: argparse.Namespace) -> int:
+    from app.core.display import display_command
+
+    client = _owner_client(paths)
+    if args.action == "list":
+        rows = client.approvals(None if args.all else "pending")
+        if not rows:
+            print("nothing waits for approval")
+        for r in rows:
+            print(f"{r['request_id']}  {r['status']:<8} agent={r['agent']}  cwd={r['cwd']}")
+            for line in display_command(r["command"]).split("\n"):
+                print(f"    {line}")
+    else:
+        decision = "approve" if args.action == "approve" else "deny"
+        r = client.decide(args.id, decision, getattr(args, "trust", None))
+        print(f"{r['request_id']}: {r['status']}")
+    return 0
+
+
+def _trust(paths: Paths, args: argparse.Namespace) -> int:
+    from app.core.approvals import Approvals
+    from app.core.events import EventBus
+    from app.core.shell import ShellRunner
+    from app.core.store import Store
+
+    paths.ensure()
+    approvals = Approvals(Store(paths.db_path), ShellRunner(), EventBus())
+    if args.action == "list":
+        rows = approvals.list_patterns()
+        if not rows:
+            print("no trusted patterns: every host command waits for your approval")
+        for p in rows:
+            print(f"{p.id:>4}  {p.agent or '(all agents)':<20} {p.pattern}")
+    elif args.action == "add":
+        if args.agent:
+            agents, _ = _open_agents(paths)
+            agents.get(args.agent)
+        p = approvals.add_pattern(args.pattern, args.agent)
+        print(f"{p.id}: trusted {p.pattern!r} for {p.agent or 'all agents'}")
+    elif args.action == "remove":
+        approvals.remove_pattern(args.id)
+        print(f"removed pattern {args.id}")
+    return 0
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))

@@ -1,0 +1,127 @@
+"""The Qt-free core, assembled: config -> store -> engine -> core services.
+
+`app.main` puts the RPC server (and, for the desktop app, the window) on top; `berth serve` runs
+it on a plain asyncio loop, the desktop app on a qasync loop. Starting never fails because the engine is down: Berth
+comes up, says so, and reconnects by itself when the engine answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port
+from app.core.admission import Admission
+from app.core.agents import Agents
+from app.core.containers import Containers
+from app.core.events import EventBus
+from app.core.store import Store
+from app.core.tokens import TokenVault
+from app.core.workspace import Workspaces
+from app.engine import Engine
+from app.errors import BerthError, EngineUnavailable
+from app.model import ContainerEvent, Kind
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_MAX_S = 5.0
+
+
+class Application:
+    def __init__(self, paths: Paths, *, rpc_port: int | None = None, engine_endpoint: str | None = None) -> None:
+        self.paths = paths
+        paths.ensure()
+        self.settings = Settings.load(paths.settings_file)
+        self.instance = paths.instance_id()
+        self.events = EventBus()
+        self.store = Store(paths.db_path)
+        self.vault = TokenVault(paths.tokens_file, self.instance)
+        self.workspaces = Workspaces(paths.workspaces_dir)
+        self.agents = Agents(self.store, self.vault, self.workspaces, self.events)
+        self.engine = Engine(self.instance, engine_endpoint or self.settings.engine_endpoint)
+        self.admission = Admission(self.events)
+        self.containers = Containers(
+            self.engine, self.store, self.admission, self.workspaces, self.events, PREFERRED_IMAGES[-1]
+        )
+        self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
+        self.engine_available = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.agents.ensure_owner_token)  # the vault warns once if it has no keyring
+        await self._engine_up()
+        self._spawn(self._watch_engine())
+
+    async def _engine_up(self) -> bool:
+        """On start and on reconnect: reconcile leftovers, pick the default image, recount services."""
+        info = await self.engine.info()
+        if not info.available:
+            if self.engine_available or not self._tasks:
+                logger.warning("the Docker engine is not available: %s", info.hint)
+            self.engine_available = False
+            self.events.emit("engine.changed", info)
+            return False
+        try:
+            await self.engine.reconcile()
+            self.containers.default_image = await self._default_image()
+            await self.containers.sync_all()
+        except EngineUnavailable:
+            return False
+        self.engine_available = True
+        logger.info("engine %s at %s (CPU quota: %s)", info.version, info.endpoint, info.cpu_group_mechanism)
+        self.events.emit("engine.changed", info)
+        return True
+
+    async def _default_image(self) -> str:
+        if self.settings.default_image:
+            return self.settings.default_image
+        for image in PREFERRED_IMAGES:
+            if await self.engine.has_image(image):
+                return image
+        return PREFERRED_IMAGES[0]
+
+    async def _watch_engine(self) -> None:
+        """Follow the engine's events (recounting an agent's services when one stops); reconnect when it goes."""
+        delay = 0.5
+        while True:
+            if self.engine_available:
+                try:
+                    async for ev in self.engine.events():
+                        delay = 0.5
+                        await self._on_container_event(ev)
+                except (EngineUnavailable, BerthError) as e:
+                    logger.warning("lost the engine's event stream: %s", e)
+                except Exception:
+                    logger.exception("the engine's event stream failed")
+                self.engine_available = False
+                self.events.emit("engine.changed", await self.engine.info())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            await self._engine_up()
+
+    async def _on_container_event(self, ev: ContainerEvent) -> None:
+        self.events.emit("container.event", ev)
+        if ev.kind == str(Kind.SERVICE) and ev.agent and ev.action in ("start", "die", "stop", "destroy", "kill"):
+            try:
+                await self.containers.sync_agent(ev.agent)
+            except BerthError as e:
+                logger.debug("could not recount %s's services: %s", ev.agent, e)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Cancel background work, wait for temporary containers to be removed, close everything."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.engine.aclose()
+        self.store.close()

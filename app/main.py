@@ -1,0 +1,116 @@
+"""Composition root: the core, the RPC server on top, and (for the desktop app) the window.
+
+`serve()` is the headless `berth serve`: a plain asyncio loop, no Qt import anywhere on its path.
+The desktop app's entry point imports Qt lazily, only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+
+from app.config import Paths
+from app.core.application import Application
+from app.rpc.methods import Dispatcher
+from app.rpc.server import RpcServer
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
+    """Log to stderr and to a rotating file in the log folder."""
+    paths.ensure()
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    file_handler = logging.handlers.RotatingFileHandler(
+        paths.log_dir / "berth.log", maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
+    )
+    file_handler.setFormatter(fmt)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(fmt)
+    root.handlers[:] = [file_handler, stderr]
+    for noisy in ("urllib3", "docker", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Runtime:
+    """The core plus the transports that serve it."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.rpc = RpcServer(Dispatcher(app), port=app.rpc_port)
+
+    async def start(self) -> None:
+        await self.app.start()
+        try:
+            await self.rpc.start()
+        except OSError as e:
+            await self.app.stop()
+            raise SystemExit(
+                f"berth: cannot listen on 127.0.0.1:{self.app.rpc_port} ({e.strerror}); "
+                "is another Berth running? Use --rpc-port to pick another port."
+            ) from e
+        write_endpoint(self.app.paths, self.rpc.url)
+
+    async def stop(self) -> None:
+        await self.rpc.stop()  # cancels in-flight requests: their temporary containers are removed
+        await self.app.stop()
+        remove_endpoint(self.app.paths)
+
+
+def write_endpoint(paths: Paths, url: str) -> None:
+    """`endpoint.json` (0600): how clients find the running Berth."""
+    path = paths.endpoint_file
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
+def remove_endpoint(paths: Paths) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(paths.endpoint_file.read_text()).get("pid") == os.getpid():
+            paths.endpoint_file.unlink()
+
+
+async def _serve(paths: Paths, rpc_port: int | None) -> None:
+    runtime = Runtime(Application(paths, rpc_port=rpc_port))
+    await runtime.start()
+    print(f"berth: serving {runtime.rpc.url}/rpc (data: {paths.data_dir})", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping")
+        await runtime.stop()
+
+
+def serve(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> int:
+    setup_logging(paths, verbose=verbose)
+    asyncio.run(_serve(paths, rpc_port))
+    return 0
+
+
+def run_desktop(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> int:
+    """`berth` with no command: the desktop app (its window lives in app.ui, imported only here)."""
+    try:
+        from app.ui.desktop import run  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        print(
+            "berth: the desktop window is not part of this build yet; running headless (berth serve)", file=sys.stderr
+        )
+        return serve(paths, rpc_port, verbose=verbose)
+    result: int = run(paths, rpc_port, verbose=verbose)
+    return result

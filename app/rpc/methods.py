@@ -1,0 +1,238 @@
+"""The API's methods (API.md), independent of any transport.
+
+`Dispatcher.call(principal, method, params)` checks the parameters, checks who may call, and calls
+the core. The JSON-RPC server and the MCP endpoint are two transports over this one layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from app import __version__
+from app.core.agents import Principal
+from app.errors import Forbidden, InvalidParams, MethodNotFound
+from app.model import SERVICE_NAME_RE, Agent
+from app.rpc.params import Param, abs_path, command, in_range, one_of, parse_params, ports, str_map
+
+if TYPE_CHECKING:
+    from app.core.application import Application
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[["Application", Principal, dict[str, Any]], Awaitable[Any]]
+
+
+def service_name(v: Any) -> Any:
+    if not SERVICE_NAME_RE.fullmatch(v):
+        raise ValueError("must match [a-z0-9][a-z0-9_.-]{0,62}")
+    return v
+
+
+TIMEOUT = Param("timeout_s", (int, float), 60, in_range(0.1, 3600))
+ENV = Param("env", dict, None, str_map, nullable=True)
+WORKDIR = Param("workdir", str, "/workspace", abs_path)
+ID = Param("id", str)
+PATH = Param("path", str)
+ENCODING = Param("encoding", str, "utf-8", one_of("utf-8", "base64"))
+NETWORK = Param("network", str, None, one_of("none", "bridge"), nullable=True)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    owner_only: bool = False
+
+
+METHODS: dict[str, Method] = {}
+
+
+def method(name: str, *params: Param, owner_only: bool = False) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        METHODS[name] = Method(name, fn, params, owner_only)
+        return fn
+
+    return register
+
+
+def _agent(p: Principal) -> Agent:
+    if p.agent is None:
+        raise Forbidden("this method needs an agent token, not the owner token")
+    return p.agent
+
+
+class Dispatcher:
+    """Authenticates tokens and calls methods on behalf of a principal."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    async def authenticate(self, token: str | None) -> Principal:
+        return await asyncio.to_thread(self.app.agents.authenticate, token)
+
+    async def call(self, principal: Principal, name: str, params: Any) -> Any:
+        m = METHODS.get(name)
+        if m is None:
+            raise MethodNotFound(f"method not found: {name}")
+        if m.owner_only and not principal.is_owner:
+            raise Forbidden(f"{name} needs the owner token (it is for the person, not for agents)")
+        args = parse_params(m.params, params)
+        return await m.handler(self.app, principal, args)
+
+
+# -- system --------------------------------------------------------------------------------------
+
+
+@method("system.info")
+async def system_info(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    engine = await app.engine.info()
+    out: dict[str, Any] = {"version": __version__, "engine": engine.to_json(), "agent": None}
+    if not engine.available:
+        out["engine"]["hint"] = engine.hint
+    if app.vault.warning:
+        out["keyring"] = {"backend": app.vault.backend, "warning": app.vault.warning}
+    out["cpu_quota"] = {"mechanism": app.engine.cpu_groups.mechanism, "reason": app.engine.cpu_groups.reason}
+    if p.agent is not None:
+        usage = await app.containers.usage(p.agent) if engine.available else {"containers": 0, "cpus_in_use": 0.0}
+        out["agent"] = {"name": p.agent.name, "limits": p.agent.limits.to_json(), "usage": usage}
+    return out
+
+
+# -- containers ----------------------------------------------------------------------------------
+
+
+@method(
+    "containers.run",
+    Param("command", (str, list), check=command),
+    Param("image", str, None, nullable=True),
+    ENV,
+    WORKDIR,
+    TIMEOUT,
+    NETWORK,
+    Param("stdin", str, None, nullable=True),
+)
+async def containers_run(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return (await app.containers.run(_agent(p), **a)).to_json()
+
+
+@method(
+    "services.start",
+    Param("name", str, check=service_name),
+    Param("image", str, None, nullable=True),
+    Param("command", (str, list), None, command, nullable=True),
+    ENV,
+    WORKDIR,
+    Param("ports", list, None, ports, nullable=True),
+    NETWORK,
+)
+async def services_start(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    info = await app.containers.start_service(_agent(p), **a)
+    return {"id": info.id, "name": info.name, "status": info.status, "ports": info.to_json()["ports"]}
+
+
+@method(
+    "containers.exec",
+    ID,
+    Param("command", (str, list), check=command),
+    ENV,
+    Param("workdir", str, None, abs_path, nullable=True),
+    TIMEOUT,
+    Param("stdin", str, None, nullable=True),
+)
+async def containers_exec(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    ref = a.pop("id")
+    return (await app.containers.exec(_agent(p), ref, **a)).to_json()
+
+
+@method("containers.list", Param("all", bool, True))
+async def containers_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return [c.to_json() for c in await app.containers.list(_agent(p), all=a["all"])]
+
+
+@method("containers.inspect", ID)
+async def containers_inspect(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    agent = _agent(p)
+    info, stats = await app.containers.inspect(agent, a["id"])
+    return {
+        **info.to_json(),
+        "exit_code": info.exit_code,
+        "started_at": info.started_at,
+        "finished_at": info.finished_at,
+        "limits": {"memory": info.memory_limit, "cpus": agent.limits.cpus, "cpu_group": info.cpu_group},
+        "stats": stats.to_json() if stats else None,
+    }
+
+
+@method(
+    "containers.logs",
+    ID,
+    Param("tail", int, None, in_range(0, 10_000_000), nullable=True),
+    Param("since", (int, float), None, in_range(0, 1e11), nullable=True),
+    Param("timestamps", bool, False),
+)
+async def containers_logs(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    ref = a.pop("id")
+    logs, truncated = await app.containers.logs(_agent(p), ref, **a)
+    return {"logs": logs, "truncated": truncated}
+
+
+@method("containers.stop", ID, Param("timeout_s", (int, float), 10, in_range(0, 600)))
+async def containers_stop(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return (await app.containers.stop(_agent(p), a["id"], a["timeout_s"])).to_json()
+
+
+@method("containers.restart", ID, Param("timeout_s", (int, float), 10, in_range(0, 600)))
+async def containers_restart(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return (await app.containers.restart(_agent(p), a["id"], a["timeout_s"])).to_json()
+
+
+@method("containers.remove", ID, Param("force", bool, False))
+async def containers_remove(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    await app.containers.remove(_agent(p), a["id"], force=a["force"])
+    return {"removed": True}
+
+
+# -- workspace -----------------------------------------------------------------------------------
+
+
+@method("workspace.list", Param("path", str, "."))
+async def workspace_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(app.workspaces.list, _agent(p).name, a["path"])
+
+
+@method("workspace.read", PATH, ENCODING)
+async def workspace_read(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(app.workspaces.read, _agent(p).name, a["path"], a["encoding"])
+
+
+@method("workspace.write", PATH, Param("content", str), ENCODING)
+async def workspace_write(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(app.workspaces.write, _agent(p).name, a["path"], a["content"], a["encoding"])
+
+
+@method("workspace.delete", PATH)
+async def workspace_delete(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await asyncio.to_thread(app.workspaces.delete, _agent(p).name, a["path"])
+
+
+# -- owner ---------------------------------------------------------------------------------------
+
+
+@method("agents.list", owner_only=True)
+async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    agents = await asyncio.to_thread(app.agents.list)
+    out = []
+    for agent in agents:
+        usage = {"containers": app.admission.active(agent.name), "cpus_in_use": None}
+        out.append({"name": agent.name, "limits": agent.limits.to_json(), "usage": usage, "enabled": agent.enabled})
+    return out
+
+
+def check_no_positional(params: Any) -> None:
+    if isinstance(params, list):
+        raise InvalidParams("params: must be an object with named parameters")

@@ -1,0 +1,165 @@
+"""JSON-RPC 2.0 over HTTP on 127.0.0.1 (API.md), on aiohttp in the app's one event loop.
+
+Order of checks for `POST /rpc`: Host and Origin (a web page must never reach this port: DNS
+rebinding, CSRF) -> size -> token -> JSON -> envelope -> method and params. Internal errors are
+logged with their traceback and answered -32603 without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from app.core.agents import Principal
+from app.errors import (
+    INTERNAL_ERROR,
+    BerthError,
+    InvalidRequest,
+    ParseError,
+)
+from app.rpc.methods import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 8 * 1024 * 1024
+MAX_BATCH = 50
+
+
+def _error(id_: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": id_, "error": err}
+
+
+def _from_exc(id_: Any, e: BerthError) -> dict[str, Any]:
+    return _error(id_, e.code, e.message, e.data())
+
+
+def _json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, ensure_ascii=False).encode(), status=status, content_type="application/json"
+    )
+
+
+class RpcServer:
+    """Serves `/rpc` and `/health`; other transports (MCP) can be added to `self.web`."""
+
+    def __init__(self, dispatcher: Dispatcher, host: str = "127.0.0.1", port: int = 7450) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the RPC server binds to the loopback interface only")
+        self.dispatcher = dispatcher
+        self.host = host
+        self.port = port
+        self.web = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
+        self.web.router.add_post("/rpc", self._rpc)
+        self.web.router.add_get("/health", self._health)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.web, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])
+        logger.info("JSON-RPC listening on %s/rpc", self.url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- guards ----------------------------------------------------------------------------------
+
+    def allowed_hosts(self) -> set[str]:
+        return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if host not in self.allowed_hosts():
+            logger.warning("refused a request with Host %r", host)
+            return web.json_response({"error": f"Host {host!r} is not allowed"}, status=403)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != "null":
+            logger.warning("refused a request from a browser origin %r", origin)
+            return web.json_response({"error": "browser origins may not call Berth"}, status=403)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.json_response({"error": "request body over 8 MiB"}, status=413)
+        result: web.StreamResponse = await handler(request)
+        return result
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def _rpc(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        try:
+            principal = await self.dispatcher.authenticate(token)
+        except BerthError as e:
+            return _json_response(_from_exc(None, e), status=401 if e.code == -32001 else 403)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "request body over 8 MiB"}, status=413)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            return _json_response(_from_exc(None, ParseError(f"parse error: {e}")))
+        if isinstance(body, list):
+            if not body:
+                return _json_response(_from_exc(None, InvalidRequest("invalid request: empty batch")))
+            if len(body) > MAX_BATCH:
+                return _json_response(
+                    _from_exc(None, InvalidRequest(f"invalid request: a batch may hold at most {MAX_BATCH} entries"))
+                )
+            replies = await asyncio.gather(*(self._one(principal, entry) for entry in body))
+            out = [r for r in replies if r is not None]
+            return _json_response(out) if out else web.Response(status=204)
+        reply = await self._one(principal, body)
+        return _json_response(reply) if reply is not None else web.Response(status=204)
+
+    async def _one(self, principal: Principal, req: Any) -> dict[str, Any] | None:
+        """Handle one request object; None for a notification (no reply)."""
+        if not isinstance(req, dict):
+            return _from_exc(None, InvalidRequest("invalid request: expected an object"))
+        id_ = req.get("id")
+        is_notification = "id" not in req
+        if not isinstance(id_, str | int | float | type(None)) or isinstance(id_, bool):
+            return _from_exc(None, InvalidRequest("invalid request: id must be a string, number or null"))
+        if req.get("jsonrpc") != "2.0":
+            return _from_exc(id_, InvalidRequest('invalid request: "jsonrpc" must be "2.0"'))
+        name = req.get("method")
+        if not isinstance(name, str):
+            return _from_exc(id_, InvalidRequest('invalid request: "method" must be a string'))
+        unknown = set(req) - {"jsonrpc", "id", "method", "params"}
+        if unknown:
+            return _from_exc(id_, InvalidRequest(f"invalid request: unknown member {sorted(unknown)[0]!r}"))
+        try:
+            result = await self.dispatcher.call(principal, name, req.get("params"))
+        except BerthError as e:
+            if is_notification:
+                return None
+            return _from_exc(id_, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("internal error in %s", name)
+            if is_notification:
+                return None
+            return _error(id_, INTERNAL_ERROR, "internal error (the log has the details)", {"kind": "internal"})
+        if is_notification:
+            return None
+        return {"jsonrpc": "2.0", "id": id_, "result": result}
