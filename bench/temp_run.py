@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.engine import Engine  # noqa: E402
-from app.model import RunSpec  # noqa: E402
-from bench.common import BUSYBOX, docker_run_once, percentile, summary  # noqa: E402
+from app.engine import Engine
+from app.model import RunSpec
+from bench.common import BUSYBOX, docker_run_once, percentile, summary
 
 
 async def main(n: int) -> None:

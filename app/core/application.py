@@ -105,9 +105,9 @@ class Application:
 
     async def _on_container_event(self, ev: ContainerEvent) -> None:
         self.events.emit("container.event", ev)
-        if ev.kind == str(Kind.SERVICE) and ev.agent and ev.action in ("start", "die", "stop", "destroy", "kill"):
+        if ev.kind == str(Kind.SERVICE) and ev.agent and ev.action in ("start", "die", "stop", "destroy"):
             try:
-                await self.containers.sync_agent(ev.agent)
+                await self.containers.sync_agent(ev.agent, gone=ev.id if ev.action != "start" else None)
             except BerthError as e:
                 logger.debug("could not recount %s's services: %s", ev.agent, e)
 

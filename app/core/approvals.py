@@ -125,8 +125,8 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return float(value)
 
 
-def _stopped(duration_ms: int = 0) -> ShellResult:
-    return ShellResult(exit_code=None, stdout="", stderr=STOPPED, duration_ms=duration_ms)
+def _stopped() -> ShellResult:
+    return ShellResult(exit_code=None, stdout="", stderr=STOPPED)
 
 
 class Approvals:
@@ -164,6 +164,9 @@ class Approvals:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for entry in builtins.list(self._open.values()):
+            if entry.request.status == "running":  # also a run cancelled before its task began
+                await self._finish(entry.request, _stopped())
         for entry in self._open.values():
             entry.done.set()  # waiters return the current (pending) state
         self._open.clear()
@@ -484,12 +487,8 @@ class Approvals:
         task.add_done_callback(lambda _: self._runs.pop(req.request_id, None))
 
     async def _run(self, req: ShellRequest) -> None:
-        started = time.monotonic()
         try:
             result = await self._runner.run(req.command, req.cwd, req.timeout_s)
-        except asyncio.CancelledError:
-            await self._finish(req, _stopped(int((time.monotonic() - started) * 1000)))
-            raise
         except BerthError as e:
             result = ShellResult(exit_code=None, stdout="", stderr=f"the command did not run: {e.message}")
         except OSError as e:

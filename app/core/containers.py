@@ -271,10 +271,14 @@ class Containers:
         cpus = sum(s.cpu_percent for s in stats.values()) / 100.0
         return {"containers": self._admission.active(agent.name), "cpus_in_use": round(cpus, 3)}
 
-    async def sync_agent(self, agent: str) -> None:
-        """Recount the agent's running services from the engine (after stops, deaths, restarts of Berth)."""
+    async def sync_agent(self, agent: str, *, gone: str | None = None) -> None:
+        """Recount the agent's running services from the engine (after stops, deaths, restarts of Berth).
+
+        `gone` is a container the engine just reported dead: a list made right after its `die` event may
+        still show it running.
+        """
         running = await self.engine.list_containers({LABEL_AGENT: agent, LABEL_KIND: str(Kind.SERVICE)}, all=False)
-        self._admission.sync_services(agent, [c.id for c in running if c.status == "running"])
+        self._admission.sync_services(agent, [c.id for c in running if c.status == "running" and c.id != gone])
 
     async def sync_all(self) -> None:
         services = await self.engine.list_containers({LABEL_KIND: str(Kind.SERVICE)}, all=False)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,19 @@ async def _pump(stream: asyncio.StreamReader | None, buf: _Capped) -> None:
         buf.add(chunk)
 
 
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Resolves `exited` when the shell exits; Process.wait() would also wait for every pipe to close."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=_READ_CHUNK, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 def _kill_group(pid: int) -> None:
     """SIGKILL every process in the group led by `pid` (the group outlives its leader)."""
     try:
@@ -116,44 +130,44 @@ class ShellRunner:
         if not await asyncio.to_thread(os.path.isdir, cwd):
             raise InvalidParams(f"cwd: {cwd!r} is not an existing directory")
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Protocol(loop),
             self.shell,
             "-c",
             command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             cwd=cwd,
             start_new_session=True,  # its own session and process group, so killpg reaches every child
         )
+        pid = transport.get_pid()
         out, err = _Capped(output_cap), _Capped(output_cap)
-        readers = [asyncio.create_task(_pump(proc.stdout, out)), asyncio.create_task(_pump(proc.stderr, err))]
+        readers = [asyncio.create_task(_pump(protocol.stdout, out)), asyncio.create_task(_pump(protocol.stderr, err))]
         timed_out = False
         try:
             try:
-                await asyncio.wait_for(proc.wait(), timeout_s)
+                await asyncio.wait_for(asyncio.shield(protocol.exited), timeout_s)
             except TimeoutError:
                 timed_out = True
-                _kill_group(proc.pid)
-                await proc.wait()
+                _kill_group(pid)
+                await protocol.exited
             # Background children may hold the pipes open: drain briefly, kill the group, stop reading.
             _, pending = await asyncio.wait(readers, timeout=self.drain_grace_s)
-            _kill_group(proc.pid)
+            _kill_group(pid)
             if pending:
                 _, pending = await asyncio.wait(pending, timeout=self.drain_grace_s)
                 for task in pending:
                     task.cancel()
         except BaseException:
-            _kill_group(proc.pid)
+            _kill_group(pid)
             for task in readers:
                 task.cancel()
-            if proc.returncode is None:
-                try:
-                    await asyncio.wait_for(proc.wait(), self.drain_grace_s)  # reap the killed shell
-                except BaseException:
-                    pass
             raise
-        code = proc.returncode
+        finally:
+            transport.close()  # closes our ends of the pipes; the child watcher still reaps the shell
+        code = transport.get_returncode()
         if timed_out:
             code = None
         elif code is not None and code < 0:
