@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -434,6 +435,54 @@ class Engine:
                 cap,
             )
         )
+
+    async def follow_logs(
+        self, ref: str, *, tail: int | None = 1000, timestamps: bool = False
+    ) -> AsyncIterator[str]:
+        """Yield a container's log text (stdout and stderr interleaved) as it comes, until the container stops
+        or the consumer stops iterating. A thread and a client of its own: it never holds a pooled connection."""
+        info = await self.inspect(ref)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        holder: dict[str, Any] = {}
+
+        def pump() -> None:
+            try:
+                client = self.conn.new_client(timeout=None, pool_size=1)
+                holder["client"] = client
+                stream = client.api.logs(
+                    info.id, stream=True, follow=True, timestamps=timestamps, tail="all" if tail is None else tail
+                )
+                holder["stream"] = stream
+                for chunk in stream:
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk.decode("utf-8", errors="replace"))
+            except BaseException as e:
+                if not holder.get("closed"):
+                    loop.call_soon_threadsafe(queue.put_nowait, self.conn.translate(e, what="log stream"))
+            finally:
+                try:
+                    loop.call_soon_threadsafe(queue.put_nowait, None)
+                except RuntimeError:
+                    pass
+
+        threading.Thread(target=pump, daemon=True, name=f"logs-{info.id[:12]}").start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            holder["closed"] = True
+            for key in ("stream", "client"):
+                obj = holder.get(key)
+                if obj is not None:
+                    try:
+                        obj.close()
+                    except Exception:
+                        logger.debug("closing the log %s failed", key, exc_info=True)
 
     async def stop(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
         info = await self.inspect(ref)
