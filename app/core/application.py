@@ -15,8 +15,10 @@ from typing import Any
 from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port
 from app.core.admission import Admission
 from app.core.agents import Agents
+from app.core.approvals import Approvals
 from app.core.containers import Containers
 from app.core.events import EventBus
+from app.core.shell import ShellRunner
 from app.core.store import Store
 from app.core.tokens import TokenVault
 from app.core.workspace import Workspaces
@@ -45,6 +47,7 @@ class Application:
         self.containers = Containers(
             self.engine, self.store, self.admission, self.workspaces, self.events, PREFERRED_IMAGES[-1]
         )
+        self.approvals = Approvals(self.store, ShellRunner(), self.events, expiry_s=self.settings.approval_expiry_s)
         self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
         self.engine_available = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -53,6 +56,7 @@ class Application:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.agents.ensure_owner_token)  # the vault warns once if it has no keyring
+        await self.approvals.start()
         await self._engine_up()
         self._spawn(self._watch_engine())
 
@@ -123,5 +127,6 @@ class Application:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.approvals.close()
         await self.engine.aclose()
         self.store.close()

@@ -436,9 +436,7 @@ class Engine:
             )
         )
 
-    async def follow_logs(
-        self, ref: str, *, tail: int | None = 1000, timestamps: bool = False
-    ) -> AsyncIterator[str]:
+    async def follow_logs(self, ref: str, *, tail: int | None = 1000, timestamps: bool = False) -> AsyncIterator[str]:
         """Yield a container's log text (stdout and stderr interleaved) as it comes, until the container stops
         or the consumer stops iterating. A thread and a client of its own: it never holds a pooled connection."""
         info = await self.inspect(ref)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import __version__
 from app.core.agents import Principal
-from app.errors import Forbidden, InvalidParams, MethodNotFound
+from app.errors import Forbidden, MethodNotFound
 from app.model import SERVICE_NAME_RE, Agent
 from app.rpc.params import Param, abs_path, command, in_range, one_of, parse_params, ports, str_map
 
@@ -220,6 +220,28 @@ async def workspace_delete(app: Application, p: Principal, a: dict[str, Any]) ->
     return await asyncio.to_thread(app.workspaces.delete, _agent(p).name, a["path"])
 
 
+# -- host shell ----------------------------------------------------------------------------------
+
+
+@method(
+    "shell.request",
+    Param("command", str),
+    Param("cwd", str, None, nullable=True),
+    Param("timeout_s", (int, float), 300, in_range(1, 3600)),
+    Param("wait_s", (int, float), 0, in_range(0, 600)),
+)
+async def shell_request(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    agent = _agent(p)
+    cwd = a["cwd"] or str(await asyncio.to_thread(app.workspaces.path, agent.name))
+    req = await app.approvals.request(agent.name, a["command"], cwd, a["timeout_s"], a["wait_s"])
+    return req.to_json()
+
+
+@method("shell.status", Param("request_id", str), Param("wait_s", (int, float), 0, in_range(0, 600)))
+async def shell_status(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return (await app.approvals.status(_agent(p).name, a["request_id"], a["wait_s"])).to_json()
+
+
 # -- owner ---------------------------------------------------------------------------------------
 
 
@@ -228,11 +250,30 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     agents = await asyncio.to_thread(app.agents.list)
     out = []
     for agent in agents:
-        usage = {"containers": app.admission.active(agent.name), "cpus_in_use": None}
+        if app.engine_available:
+            usage = await app.containers.usage(agent)
+        else:
+            usage = {"containers": app.admission.active(agent.name), "cpus_in_use": None}
         out.append({"name": agent.name, "limits": agent.limits.to_json(), "usage": usage, "enabled": agent.enabled})
     return out
 
 
-def check_no_positional(params: Any) -> None:
-    if isinstance(params, list):
-        raise InvalidParams("params: must be an object with named parameters")
+@method(
+    "approvals.list",
+    Param("status", str, "pending", one_of("pending", "running", "done", "denied", "expired"), nullable=True),
+    owner_only=True,
+)
+async def approvals_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return [r.to_owner_json() for r in await asyncio.to_thread(app.approvals.list, a["status"])]
+
+
+@method(
+    "approvals.decide",
+    Param("request_id", str),
+    Param("decision", str, check=one_of("approve", "deny")),
+    Param("trust", str, None, nullable=True),
+    owner_only=True,
+)
+async def approvals_decide(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    req = await app.approvals.decide(a["request_id"], a["decision"], a["trust"])
+    return req.to_owner_json() | req.to_json()

@@ -1,0 +1,430 @@
+"""The Container Panel's table: live containers, recent finished runs and waiting work, one row each.
+
+`ContainerTableModel` keeps rows keyed by container id (`run:<id>` for finished runs, `wait:...` for
+queued requests and image pulls) and emits `dataChanged` only for the cells whose text changed, so
+a stats tick over 200 containers repaints a handful of cells. `ContainerFilter` sorts and filters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QColor
+
+from app.model import ContainerInfo, PortBinding, RunRecord, Stats
+from app.ui import format as fmt
+
+COL_NAME, COL_AGENT, COL_KIND, COL_STATUS, COL_CPU, COL_MEMORY, COL_PORTS, COL_IMAGE, COL_AGE = range(9)
+HEADERS = ("Name", "Agent", "Kind", "Status", "CPU", "Memory", "Ports", "Image", "Age")
+
+ROW_ROLE = Qt.ItemDataRole.UserRole + 1  # the PanelRow
+SORT_ROLE = Qt.ItemDataRole.UserRole + 2  # a value that sorts naturally (numbers for numbers)
+PORTS_ROLE = Qt.ItemDataRole.UserRole + 3  # [(label, url), ...]
+
+CONTAINER, RUN, WAITING = "container", "run", "waiting"
+
+RUNNING_COLOR = QColor("#2e7d4f")
+FAILED_COLOR = QColor("#b3261e")
+WAITING_COLOR = QColor("#9a6700")
+MUTED_COLOR = QColor("#6b7280")
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass
+class PanelRow:
+    """One line of the panel. `type` is CONTAINER, RUN (a finished temporary run) or WAITING."""
+
+    key: str
+    type: str
+    name: str
+    agent: str
+    kind: str  # "service" | "temporary"
+    state: str  # engine state, or "finished" / "queued" / "pulling"
+    image: str = ""
+    created: float = 0.0
+    exit_code: int | None = None
+    stopped: bool = False
+    ports: dict[str, PortBinding] = field(default_factory=dict)
+    cpu: float | None = None
+    memory: int | None = None
+    memory_limit: int | None = None
+    detail: str = ""  # waiting: the queue place or pull progress; run: the command
+    full_name: str = ""
+    info: ContainerInfo | None = None
+    run_id: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.type == CONTAINER and self.state == "running"
+
+    @property
+    def status_text(self) -> str:
+        if self.type == WAITING:
+            return self.detail
+        if self.type == RUN:
+            if self.detail == "timed out":
+                return "timed out"
+            if self.detail == "out of memory":
+                return "out of memory"
+            return f"exited ({self.exit_code})" if self.exit_code is not None else "finished"
+        return fmt.status(self.state, self.exit_code, self.stopped)
+
+    @property
+    def status_group(self) -> str:
+        """For the status filter: running, stopped (any ended state) or waiting."""
+        if self.type == WAITING:
+            return "waiting"
+        if self.running or self.state in ("restarting", "paused"):
+            return "running"
+        return "stopped"
+
+    @property
+    def failed(self) -> bool:
+        if self.type == WAITING or self.running:
+            return False
+        return (self.exit_code not in (None, 0) and not self.stopped and self.exit_code not in (137, 143)) or bool(
+            self.type == RUN and self.detail
+        )
+
+
+def row_from_info(info: ContainerInfo, previous: PanelRow | None = None) -> PanelRow:
+    """A container row; stats carry over from the previous row while it keeps running."""
+    keep = previous is not None and info.status == "running"
+    return PanelRow(
+        key=info.id,
+        type=CONTAINER,
+        name=info.name,
+        agent=info.agent,
+        kind=str(info.kind),
+        state=info.status,
+        image=info.image,
+        created=info.created or (previous.created if previous else 0.0),
+        exit_code=info.exit_code,
+        stopped=bool(previous and previous.stopped and info.status != "running"),
+        ports=dict(info.ports),
+        cpu=previous.cpu if keep and previous else None,
+        memory=previous.memory if keep and previous else None,
+        memory_limit=(previous.memory_limit if keep and previous else None) or info.memory_limit,
+        full_name=info.full_name,
+        info=info,
+    )
+
+
+def row_from_run(run: RunRecord) -> PanelRow:
+    detail = "timed out" if run.timed_out else "out of memory" if run.oom_killed else ""
+    return PanelRow(
+        key=f"run:{run.id}",
+        type=RUN,
+        name=f"run #{run.id}",
+        agent=run.agent,
+        kind="temporary",
+        state="finished",
+        image=run.image,
+        created=run.finished,
+        exit_code=run.exit_code,
+        detail=detail,
+        full_name=run.command,
+        run_id=run.id,
+    )
+
+
+def waiting_row(key: str, agent: str, name: str, kind: str, detail: str, image: str = "") -> PanelRow:
+    return PanelRow(
+        key=f"wait:{key}",
+        type=WAITING,
+        name=name,
+        agent=agent,
+        kind=kind,
+        state="waiting",
+        image=image,
+        created=time.time(),
+        detail=detail,
+    )
+
+
+def port_links(row: PanelRow) -> list[tuple[str, str]]:
+    """[(label, url)] for the published ports: `49153→80`, `http://127.0.0.1:49153`."""
+    out = []
+    for container_port, b in sorted(row.ports.items(), key=lambda kv: kv[1].port):
+        out.append((f"{b.port}→{container_port.removesuffix('/tcp')}", b.url))
+    return out
+
+
+class ContainerTableModel(QAbstractTableModel):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[PanelRow] = []
+        self._index: dict[str, int] = {}
+        self._now = time.time()
+
+    # -- Qt model interface ------------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(row, col)
+        if role == ROW_ROLE:
+            return row
+        if role == SORT_ROLE:
+            return self._sort_key(row, col)
+        if role == PORTS_ROLE:
+            return port_links(row)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, col)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self._foreground(row, col)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_CPU, COL_MEMORY, COL_AGE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def text(self, row: PanelRow, col: int) -> str:
+        if col == COL_NAME:
+            return row.name
+        if col == COL_AGENT:
+            return row.agent
+        if col == COL_KIND:
+            return row.kind
+        if col == COL_STATUS:
+            return row.status_text
+        if col == COL_CPU:
+            return fmt.percent(row.cpu) if row.running else ""
+        if col == COL_MEMORY:
+            return fmt.memory(row.memory, row.memory_limit) if row.running else ""
+        if col == COL_PORTS:
+            return "  ".join(label for label, _ in port_links(row))
+        if col == COL_IMAGE:
+            return row.image
+        if col == COL_AGE:
+            return fmt.age(row.created, self._now)
+        return ""
+
+    def _sort_key(self, row: PanelRow, col: int) -> Any:
+        if col == COL_CPU:
+            return row.cpu if row.running and row.cpu is not None else -1.0
+        if col == COL_MEMORY:
+            return row.memory if row.running and row.memory is not None else -1
+        if col == COL_AGE:
+            return -row.created
+        if col == COL_STATUS:
+            order = {"running": 0, "waiting": 1, "stopped": 2}[row.status_group]
+            return f"{order}{row.status_text}"
+        if col == COL_PORTS:
+            return min((b.port for b in row.ports.values()), default=1 << 20)
+        return self.text(row, col).lower()
+
+    def _tooltip(self, row: PanelRow, col: int) -> str | None:
+        if col == COL_NAME:
+            if row.type == RUN:
+                return f"{row.name}: {row.full_name}\nDouble-click to see its output."
+            if row.type == WAITING:
+                return f"{row.name} ({row.agent}): {row.detail}"
+            return f"{row.full_name}\n{row.key[:12]}"
+        if col == COL_PORTS and row.ports:
+            return "\n".join(f"{url} (container port {label.split('→')[1]})" for label, url in port_links(row))
+        if col == COL_STATUS and row.type == WAITING:
+            return row.detail
+        if col in (COL_IMAGE, COL_AGENT, COL_STATUS):
+            return self.text(row, col) or None
+        return None
+
+    def _foreground(self, row: PanelRow, col: int) -> QBrush | None:
+        if col == COL_STATUS:
+            if row.running:
+                return QBrush(RUNNING_COLOR)
+            if row.type == WAITING:
+                return QBrush(WAITING_COLOR)
+            if row.failed:
+                return QBrush(FAILED_COLOR)
+            return QBrush(MUTED_COLOR)
+        if col == COL_PORTS and row.ports:
+            return None  # the delegate paints links
+        if row.type == RUN and col != COL_NAME:
+            return QBrush(MUTED_COLOR)
+        return None
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def rows(self) -> list[PanelRow]:
+        return list(self._rows)
+
+    def get(self, key: str) -> PanelRow | None:
+        i = self._index.get(key)
+        return self._rows[i] if i is not None else None
+
+    def row_at(self, i: int) -> PanelRow:
+        return self._rows[i]
+
+    def keys(self, type_: str | None = None) -> set[str]:
+        return {r.key for r in self._rows if type_ is None or r.type == type_}
+
+    def running(self) -> list[ContainerInfo]:
+        return [r.info for r in self._rows if r.running and r.info is not None]
+
+    def running_count(self) -> int:
+        return sum(1 for r in self._rows if r.running)
+
+    # -- changes -----------------------------------------------------------------------------------
+
+    def upsert(self, row: PanelRow) -> None:
+        """Insert a new row, or replace one and signal only the cells whose text changed."""
+        i = self._index.get(row.key)
+        if i is None:
+            n = len(self._rows)
+            self.beginInsertRows(QModelIndex(), n, n)
+            self._rows.append(row)
+            self._index[row.key] = n
+            self.endInsertRows()
+            return
+        old = self._rows[i]
+        self._rows[i] = row
+        self._changed(i, [c for c in range(len(HEADERS)) if self._cell_differs(old, row, c)])
+
+    def _cell_differs(self, old: PanelRow, new: PanelRow, col: int) -> bool:
+        if self.text(old, col) != self.text(new, col):
+            return True
+        # Colours and sort keys that the text does not show.
+        return (col == COL_STATUS and (old.failed, old.type) != (new.failed, new.type)) or (
+            col == COL_CPU and old.cpu != new.cpu
+        )
+
+    def update_container(self, info: ContainerInfo) -> None:
+        self.upsert(row_from_info(info, self.get(info.id)))
+
+    def mark_stopped(self, key: str) -> None:
+        """The engine reported a stop (not a crash): show `stopped` rather than `exited (143)`."""
+        row = self.get(key)
+        if row is not None and not row.stopped:
+            self.upsert(replace(row, stopped=True))
+
+    def remove(self, key: str) -> bool:
+        i = self._index.get(key)
+        if i is None:
+            return False
+        self.beginRemoveRows(QModelIndex(), i, i)
+        del self._rows[i]
+        del self._index[key]
+        self.endRemoveRows()
+        self._reindex(i)
+        return True
+
+    def _reindex(self, start: int = 0) -> None:
+        for j in range(start, len(self._rows)):
+            self._index[self._rows[j].key] = j
+        if len(self._index) > len(self._rows):
+            self._index = {r.key: j for j, r in enumerate(self._rows)}
+
+    def sync(self, type_: str, rows: list[PanelRow], *, prefix: str = "") -> None:
+        """Make the rows of `type_` (and key `prefix`) exactly `rows`: remove the missing, upsert the rest."""
+        wanted = {r.key for r in rows}
+        for key in [r.key for r in self._rows if r.type == type_ and r.key.startswith(prefix) and r.key not in wanted]:
+            self.remove(key)
+        for r in rows:
+            if type_ == CONTAINER and r.info is not None:
+                self.update_container(r.info)
+            else:
+                self.upsert(r)
+
+    def set_stats(self, stats: dict[str, Stats]) -> int:
+        """Apply a stats sample to the running rows; returns how many cells changed."""
+        changed = 0
+        for cid, s in stats.items():
+            i = self._index.get(cid)
+            if i is None:
+                continue
+            old = self._rows[i]
+            if not old.running:
+                continue
+            new = replace(old, cpu=s.cpu_percent, memory=s.memory_bytes, memory_limit=s.memory_limit_bytes)
+            self._rows[i] = new
+            cols = [c for c in (COL_CPU, COL_MEMORY) if self._cell_differs(old, new, c)]
+            self._changed(i, cols)
+            changed += len(cols)
+        return changed
+
+    def tick(self, now: float | None = None) -> None:
+        """Ages move on: one signal for the whole column."""
+        self._now = now if now is not None else time.time()
+        if self._rows:
+            self.dataChanged.emit(self.index(0, COL_AGE), self.index(len(self._rows) - 1, COL_AGE))
+
+    def _changed(self, i: int, cols: list[int]) -> None:
+        """One dataChanged per contiguous run of changed columns."""
+        spans: list[list[int]] = []
+        for c in cols:
+            if spans and c == spans[-1][1] + 1:
+                spans[-1][1] = c
+            else:
+                spans.append([c, c])
+        for first, last in spans:
+            self.dataChanged.emit(self.index(i, first), self.index(i, last))
+
+
+class ContainerFilter(QSortFilterProxyModel):
+    """Filter by agent, kind, status group and free text; sort by SORT_ROLE."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+        self.agent = ""
+        self.kind = ""
+        self.status = ""
+        self.text = ""
+        self.show_runs = True
+
+    def set_filter(self, **changes: Any) -> None:
+        for k, v in changes.items():
+            if not hasattr(self, k):
+                raise AttributeError(k)
+            setattr(self, k, v)
+        self.invalidateRowsFilter()
+
+    def active(self) -> bool:
+        return bool(self.agent or self.kind or self.status or self.text)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        model = self.sourceModel()
+        if not isinstance(model, ContainerTableModel):
+            return True
+        row = model.row_at(source_row)
+        if row.type == RUN and not self.show_runs:
+            return False
+        if self.agent and row.agent != self.agent:
+            return False
+        if self.kind and row.kind != self.kind:
+            return False
+        if self.status and row.status_group != self.status:
+            return False
+        if self.text:
+            needle = self.text.lower()
+            hay = " ".join(
+                (row.name, row.agent, row.image, row.key, row.full_name, row.status_text, model.text(row, COL_PORTS))
+            ).lower()
+            if needle not in hay:
+                return False
+        return True

@@ -1,0 +1,216 @@
+"""`berth` with no command: the desktop app on a qasync loop (Qt's loop runs asyncio, the RPC server too).
+
+`run()` shows the window first, then starts the core and the RPC server, so the person sees Berth
+at once even while the engine is slow or down. Closing the window (or Ctrl+Q, SIGINT, SIGTERM)
+stops the RPC server, lets in-flight temporary containers be removed, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+from qasync import QEventLoop
+
+from app.config import Paths
+from app.core.application import Application
+from app.main import Runtime, setup_logging
+from app.ui import crash
+from app.ui.bridge import CoreBridge
+from app.ui.container_feed import ContainerFeed
+from app.ui.container_model import ContainerTableModel
+from app.ui.container_panel import ContainerPanel
+from app.ui.main_window import MainWindow
+from app.ui.resources import icon, style_sheet
+from app.ui.slots import async_slot
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 30.0
+
+
+def process_age_ms() -> float | None:
+    """Milliseconds since this process started (Linux /proc), for the startup figure."""
+    try:
+        start_ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # noqa: SIM115
+        uptime = float(open("/proc/uptime").read().split()[0])  # noqa: SIM115
+        return (uptime - start_ticks / os.sysconf("SC_CLK_TCK")) * 1000
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Desktop(QObject):
+    """The window and its helpers around one Application (and, for the real app, its RPC server)."""
+
+    def __init__(self, app: Application, runtime: Runtime | None = None) -> None:
+        super().__init__()
+        self.app = app
+        self.runtime = runtime
+        self.bridge = CoreBridge(app.events, self)
+        self.model = ContainerTableModel(self)
+        self.feed = ContainerFeed(app, self.bridge, self.model, self)
+        self.panel = ContainerPanel(app, self.feed)
+        self.window = MainWindow(self.panel, str(app.paths.state_dir / "window.ini"))
+        self._quit = asyncio.Event()
+        self._started = False
+
+        self.bridge.engineChanged.connect(self.window.set_engine)
+        self.bridge.approvalEvent.connect(self._approvals_changed)
+        self.feed.runningCountChanged.connect(self.window.set_running)
+        self.feed.error.connect(self.window.show_message)
+        self.window.banner.retryRequested.connect(self.retry)
+        self.window.quitRequested.connect(self.quit)
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the core (and RPC server) and begin following containers."""
+        if self.runtime is not None:
+            await self.runtime.start()
+            self.window.set_rpc(self.runtime.rpc.url)
+        else:
+            await self.app.start()
+            self.window.set_rpc(None, "no RPC server in this window")
+        self._started = True
+        self.feed.start()
+        await self._approvals_changed("", None)
+
+    async def stop(self) -> None:
+        self.feed.stop()
+        for w in list(self.panel.logs_windows):
+            w.close()
+        self.bridge.close()
+        self.window.save_state()
+        if self._started:
+            if self.runtime is not None:
+                await self.runtime.stop()
+            else:
+                await self.app.stop()
+            self._started = False
+
+    def quit(self) -> None:
+        self._quit.set()
+
+    async def main(self) -> int:
+        self.window.show()
+        age = process_age_ms()
+        logger.info("window shown %s", f"{age:.0f} ms after the process started" if age is not None else "")
+        self._install_signals()
+        try:
+            await self.start()
+        except SystemExit as e:  # the RPC port is taken: say so in a dialog, not only on stderr
+            logger.error("%s", e)
+            await self._fatal(str(e.code) if e.code else "Berth could not start.")
+            return 1
+        await self._quit.wait()
+        self.window.hide()
+        logger.info("stopping")
+        try:
+            await asyncio.wait_for(self.stop(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("stopping took more than %.0f s; exiting anyway", STOP_TIMEOUT_S)
+        return 0
+
+    async def _fatal(self, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Critical, "Berth cannot start", text.removeprefix("berth: "))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def finished(_result: int) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        box.finished.connect(finished)
+        box.open()
+        await done
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.quit)
+            except (NotImplementedError, RuntimeError, ValueError):
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.quit))
+        # Let Python run its signal handlers while Qt sleeps in its own loop.
+        timer = QTimer(self)
+        timer.timeout.connect(lambda: None)
+        timer.start(500)
+
+    # -- engine and approvals ----------------------------------------------------------------------
+
+    @async_slot()
+    async def retry(self) -> None:
+        """Check the engine now; the core reconnects by itself, this only makes it sooner (if it can)."""
+        banner = self.window.banner
+        banner.set_checking(True)
+        try:
+            reconnect = getattr(self.app, "reconnect", None)
+            if callable(reconnect):
+                await reconnect()
+                return
+            info = await self.app.engine.info()
+            if info.available:
+                self.window.show_message("The Docker engine answers again; reconnecting in a moment…")
+            else:
+                banner.show_engine(info)
+                self.window.show_message(f"Still no Docker engine at {info.endpoint}.")
+        except Exception as e:
+            logger.exception("checking the engine failed")
+            self.window.show_message(f"Could not check the engine: {e}")
+        finally:
+            banner.set_checking(False)
+
+    @async_slot(str, object)
+    async def _approvals_changed(self, _topic: str, _data: Any) -> None:
+        """Badge on the Approvals button: how many requests wait (part 2 fills in the view)."""
+        approvals = getattr(self.app, "approvals", None)
+        if approvals is None or not hasattr(approvals, "list"):
+            return
+        try:
+            pending = await asyncio.to_thread(approvals.list, "pending")
+        except Exception:
+            logger.exception("could not count pending approvals")
+            return
+        self.window.set_badge("approvals", len(pending))
+
+
+def make_qapp() -> QApplication:
+    os.environ.setdefault("QT_API", "pyside6")
+    existing = QApplication.instance()
+    qapp = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    qapp.setApplicationName("berth")
+    qapp.setApplicationDisplayName("Berth")
+    qapp.setOrganizationName("Berth")
+    qapp.setDesktopFileName("berth")
+    qapp.setWindowIcon(icon("berth"))
+    qapp.setStyleSheet(style_sheet())
+    qapp.setQuitOnLastWindowClosed(False)
+    return qapp
+
+
+def run(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> int:
+    """The desktop app's entry point (`app.main.run_desktop`)."""
+    t0 = time.monotonic()
+    setup_logging(paths, verbose=verbose)
+    qapp = make_qapp()
+    crash.install(paths.log_dir / "berth.log")
+    application = Application(paths, rpc_port=rpc_port)
+    loop = QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    desktop = Desktop(application, Runtime(application))
+    logger.debug("window built in %.0f ms", (time.monotonic() - t0) * 1000)
+    try:
+        code: int = loop.run_until_complete(desktop.main())
+        return code
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)

@@ -1,0 +1,256 @@
+"""The main window: Containers, Approvals and Agents one click apart, the engine banner, a status bar.
+
+Approvals and Agents are placeholders that part 2 replaces through `set_view`; the Approvals
+button already carries a badge (`set_badge`). Geometry and the selected view are kept in a small
+ini file in the state folder, so every data dir (and every test) has its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model import EngineInfo
+from app.ui.container_panel import ContainerPanel, EmptyState
+from app.ui.engine_banner import EngineBanner
+from app.ui.resources import icon
+
+logger = logging.getLogger(__name__)
+
+VIEWS = (
+    ("containers", "Containers", "containers"),
+    ("approvals", "Approvals", "approvals"),
+    ("agents", "Agents", "agents"),
+)
+STATUS_MESSAGE_MS = 8000
+
+
+class Placeholder(QWidget):
+    """A view that part 2 fills in; says what will be here."""
+
+    def __init__(self, title: str, heading: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        label = QLabel(title)
+        label.setObjectName("pageTitle")
+        self.empty = EmptyState()
+        self.empty.picture.setPixmap(icon(title.lower()).pixmap(56, 56))
+        self.empty.show_state(heading, text)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 10)
+        layout.addWidget(label)
+        layout.addWidget(self.empty, 1)
+
+
+class NavButton(QToolButton):
+    """A sidebar button with an optional count badge in its corner."""
+
+    def __init__(self, text: str, icon_name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("navButton")
+        self.setText(text)
+        self.setIcon(icon(icon_name))
+        self.setIconSize(self.iconSize() * 1.4)
+        self.setCheckable(True)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+        self.setFixedSize(84, 64)
+        self.badge = QLabel(self)
+        self.badge.setObjectName("badge")
+        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.badge.hide()
+
+    def set_count(self, n: int) -> None:
+        self.badge.setText(str(n) if n < 100 else "99+")
+        self.badge.setVisible(n > 0)
+        self.badge.adjustSize()
+        self.badge.move(self.width() - self.badge.width() - 12, 6)
+
+
+class MainWindow(QMainWindow):
+    quitRequested = Signal()
+    viewChanged = Signal(str)
+
+    def __init__(self, panel: ContainerPanel, settings_path: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Berth")
+        self.setWindowIcon(icon("berth"))
+        self.settings = QSettings(settings_path, QSettings.Format.IniFormat)
+        self.panel = panel
+
+        # Sidebar
+        sidebar = QFrame()
+        sidebar.setObjectName("sidebar")
+        side = QVBoxLayout(sidebar)
+        side.setContentsMargins(0, 10, 0, 10)
+        side.setSpacing(4)
+        self.nav: dict[str, NavButton] = {}
+        self.group = QButtonGroup(self)
+        self.group.setExclusive(True)
+        for i, (key, text, icon_name) in enumerate(VIEWS):
+            b = NavButton(text, icon_name)
+            b.setToolTip(f"{text} (Ctrl+{i + 1})")
+            self.group.addButton(b, i)
+            self.nav[key] = b
+            side.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
+        side.addStretch(1)
+
+        # Views
+        self.stack = QStackedWidget()
+        self.views: dict[str, QWidget] = {
+            "containers": panel,
+            "approvals": Placeholder(
+                "Approvals",
+                "No commands waiting for you",
+                "When an agent asks to run a command on this computer (outside any container),<br>"
+                "the request waits here until you approve or deny it.",
+            ),
+            "agents": Placeholder(
+                "Agents",
+                "Agents",
+                "Agents and their limits are managed with <b>berth agents</b> in a terminal for now<br>"
+                "(e.g. <b>berth agents add NAME</b> prints the agent's token).",
+            ),
+        }
+        for key, _text, _icon in VIEWS:
+            self.stack.addWidget(self.views[key])
+
+        self.banner = EngineBanner()
+        right = QWidget()
+        right.setObjectName("page")
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setSpacing(0)
+        banner_box = QVBoxLayout()
+        banner_box.setContentsMargins(16, 12, 16, 0)
+        banner_box.addWidget(self.banner)
+        right_layout.addLayout(banner_box)
+        right_layout.addWidget(self.stack, 1)
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(sidebar)
+        layout.addWidget(right, 1)
+        self.setCentralWidget(central)
+
+        # Status bar: engine, RPC, running count (permanent), messages (transient)
+        self.engine_label = QLabel("Engine: connecting…")
+        self.rpc_label = QLabel("RPC: starting…")
+        self.rpc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.running_label = QLabel("")
+        for w in (self.engine_label, self.rpc_label, self.running_label):
+            self.statusBar().addPermanentWidget(w)
+        self.statusBar().setSizeGripEnabled(True)
+
+        self.group.idClicked.connect(self._on_nav)
+        for i, (key, _text, _icon) in enumerate(VIEWS):
+            act = QAction(self)
+            act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _c=False, k=key: self.show_view(k))
+            self.addAction(act)
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.quitRequested)
+        self.addAction(quit_action)
+        panel.message.connect(self.show_message)
+
+        self._restore()
+
+    # -- views -------------------------------------------------------------------------------------
+
+    def current_view(self) -> str:
+        return VIEWS[self.stack.currentIndex()][0]
+
+    def show_view(self, key: str) -> None:
+        keys = [k for k, _t, _i in VIEWS]
+        i = keys.index(key)
+        self.stack.setCurrentIndex(i)
+        self.nav[key].setChecked(True)
+        self.settings.setValue("view", key)
+        self.viewChanged.emit(key)
+
+    def _on_nav(self, i: int) -> None:
+        self.show_view(VIEWS[i][0])
+
+    def set_view(self, key: str, widget: QWidget) -> None:
+        """Replace a placeholder (part 2: the Approval Queue, Agent Settings)."""
+        old = self.views[key]
+        i = self.stack.indexOf(old)
+        self.stack.insertWidget(i, widget)
+        self.stack.removeWidget(old)
+        old.deleteLater()
+        self.views[key] = widget
+
+    def set_badge(self, key: str, count: int) -> None:
+        self.nav[key].set_count(count)
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def show_message(self, text: str, timeout_ms: int = STATUS_MESSAGE_MS) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def set_engine(self, info: EngineInfo) -> None:
+        self.banner.show_engine(info)
+        self.panel.set_engine_available(info.available)
+        if info.available:
+            self.engine_label.setText(f"● Docker {info.version} · connected")
+            self.engine_label.setStyleSheet("color: #2e7d4f;")
+            self.engine_label.setToolTip(f"Docker engine {info.version} at {info.endpoint}")
+        else:
+            self.engine_label.setText("● Docker · disconnected")
+            self.engine_label.setStyleSheet("color: #b3261e;")
+            self.engine_label.setToolTip(f"No engine answers at {info.endpoint}\n{info.hint or ''}".strip())
+
+    def set_rpc(self, url: str | None, error: str | None = None) -> None:
+        if url:
+            self.rpc_label.setText(f"RPC {url}")
+            self.rpc_label.setToolTip("Agents reach Berth here (POST /rpc with their token)")
+        else:
+            self.rpc_label.setText("RPC: not listening")
+            self.rpc_label.setToolTip(error or "")
+
+    def set_running(self, n: int) -> None:
+        self.running_label.setText(f"{n} running")
+
+    # -- geometry ----------------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(QByteArray(geometry)):
+            pass
+        else:
+            self.resize(1180, 720)
+        header = self.settings.value("panel/header")
+        if isinstance(header, QByteArray | bytes):
+            self.panel.table.horizontalHeader().restoreState(QByteArray(header))
+        view = self.settings.value("view", "containers")
+        self.show_view(view if view in self.views else "containers")
+
+    def save_state(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("panel/header", self.panel.table.horizontalHeader().saveState())
+        self.settings.setValue("view", self.current_view())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_state()
+        event.accept()
+        QTimer.singleShot(0, self.quitRequested.emit)
+
+    def keep(self, obj: Any) -> None:
+        """Hold a reference for the window's lifetime (helper objects owned by nobody else)."""
+        self.__dict__.setdefault("_kept", []).append(obj)
