@@ -65,7 +65,8 @@ class RpcServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.web, access_log=None, handler_cancellation=True)
+        # At shutdown, in-flight requests get a second, then are cancelled (their temporary containers go).
+        self._runner = web.AppRunner(self.web, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()

@@ -1,0 +1,70 @@
+"""`berth serve` stopping, crashing and starting again: services stay, temporaries go."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from tests.conftest import BUSYBOX, docker_cli
+from tests.e2e.conftest import Server
+
+
+def _containers(server: Server, kind: str) -> list[str]:
+    return docker_cli(
+        "ps", "-aq", "--filter", f"label=berth.instance={server.instance}", "--filter", f"label=berth.kind={kind}"
+    ).stdout.split()
+
+
+def _wait_for(predicate, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_service_survives_a_restart_of_berth(server: Server) -> None:
+    svc = server.client("alice").start_service("db", image=BUSYBOX, command="sleep 300")
+    assert server.stop() == 0  # SIGTERM: a clean stop
+    assert docker_cli("inspect", "-f", "{{.State.Running}}", svc["id"]).stdout.strip() == "true"
+    server.start()
+    listed = server.client("alice").list()
+    assert [(c["id"], c["status"]) for c in listed] == [(svc["id"], "running")]
+    # It still counts against the agent's limit after the restart.
+    assert server.client("alice").info()["agent"]["usage"]["containers"] == 1
+
+
+def test_temporary_left_by_a_crash_is_removed_at_the_next_start(server: Server) -> None:
+    results: list[object] = []
+    t = threading.Thread(
+        target=lambda: results.append(_swallow(lambda: server.client("alice").run("sleep 120", image=BUSYBOX))),
+        daemon=True,
+    )
+    t.start()
+    _wait_for(lambda: len(_containers(server, "temporary")) == 1)
+    server.stop(signal.SIGKILL)  # a crash: nothing is cleaned up
+    left = _containers(server, "temporary")
+    assert len(left) == 1
+    server.start()
+    assert _containers(server, "temporary") == []
+    t.join(5)
+
+
+def test_sigterm_cancels_in_flight_runs_and_removes_their_containers(server: Server) -> None:
+    t = threading.Thread(
+        target=lambda: _swallow(lambda: server.client("alice").run("sleep 120", image=BUSYBOX)), daemon=True
+    )
+    t.start()
+    _wait_for(lambda: len(_containers(server, "temporary")) == 1)
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 15
+    assert _containers(server, "temporary") == []
+    assert not (server.data_dir / "state" / "endpoint.json").exists()
+
+
+def _swallow(fn):  # type: ignore[no-untyped-def]
+    try:
+        return fn()
+    except Exception as e:
+        return e
