@@ -15,6 +15,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QT_API", "pyside6")
 
+TEST_INSTANCE_PREFIX = "test-"  # every Berth instance a test makes; see clean_leftovers_in_ci
 BUSYBOX = "berth/busybox:latest"
 PYTHON = "berth/python:3"
 
@@ -24,6 +25,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.fspath)).parts
         if "engine" in parts or "e2e" in parts:
             item.add_marker(pytest.mark.engine)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_leftovers_in_ci() -> None:
+    """In CI, remove containers that an earlier, killed test run left behind (their names would collide).
+
+    Only containers of test instances are touched, and only in CI: locally another test run may be going on.
+    """
+    if os.environ.get("CI") != "true":
+        return
+    out = docker_cli(
+        "ps",
+        "-a",
+        "--filter",
+        "label=berth.managed=true",
+        "--format",
+        '{{.ID}} {{.Label "berth.instance"}}',
+        check=False,
+    ).stdout
+    stale = [
+        line.split()[0]
+        for line in out.splitlines()
+        if line.split()[1:2] and line.split()[1].startswith(TEST_INSTANCE_PREFIX)
+    ]
+    if stale:
+        docker_cli("rm", "-f", *stale, check=False)
 
 
 def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -39,7 +66,7 @@ def remove_instance_containers(instance: str) -> None:
 @pytest.fixture
 def instance() -> Iterator[str]:
     """A fresh Berth instance id; every container it labels is removed after the test."""
-    value = "t" + secrets.token_hex(5)
+    value = TEST_INSTANCE_PREFIX + secrets.token_hex(5)
     yield value
     remove_instance_containers(value)
     for hierarchy in Path("/sys/fs/cgroup").glob(f"*/berth-{value}-*"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from app.rpc.client import BerthClient
-from tests.conftest import remove_instance_containers
+from tests.conftest import TEST_INSTANCE_PREFIX, remove_instance_containers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +45,13 @@ class Server:
     url: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
     log: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Test instances carry a recognisable id, so CI can clean up after a killed run."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.data_dir / "instance-id"
+        if not marker.exists():
+            marker.write_text(TEST_INSTANCE_PREFIX + secrets.token_hex(5) + "\n")
 
     @property
     def instance(self) -> str:

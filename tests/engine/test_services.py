@@ -54,7 +54,7 @@ async def test_service_name_in_use_is_a_conflict(engine: Engine) -> None:
 
 
 async def test_exec_logs_stop_restart_remove(engine: Engine) -> None:
-    info = await engine.start_service(service("worker", "echo started; echo oops >&2; exec sleep 3600"))
+    info = await engine.start_service(service("worker", "echo started; sleep 0.3; echo oops >&2; exec sleep 3600"))
     r = await engine.exec(info.full_name, "echo $X; cat; exit 3", env={"X": "x-value"}, stdin="piped")
     assert (r.exit_code, r.stdout, r.timed_out) == (3, "x-value\npiped", False)
     logs, truncated = await engine.logs(info.id)
