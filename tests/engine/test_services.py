@@ -57,7 +57,11 @@ async def test_exec_logs_stop_restart_remove(engine: Engine) -> None:
     info = await engine.start_service(service("worker", "echo started; sleep 0.3; echo oops >&2; exec sleep 3600"))
     r = await engine.exec(info.full_name, "echo $X; cat; exit 3", env={"X": "x-value"}, stdin="piped")
     assert (r.exit_code, r.stdout, r.timed_out) == (3, "x-value\npiped", False)
-    logs, truncated = await engine.logs(info.id)
+    for _ in range(50):
+        logs, truncated = await engine.logs(info.id)
+        if "oops" in logs:
+            break
+        await asyncio.sleep(0.1)
     assert logs == "started\noops\n" and not truncated
     tail, _ = await engine.logs(info.id, tail=1, timestamps=True)
     assert tail.endswith(" oops\n") and tail[:4].isdigit()
