@@ -17,6 +17,7 @@ import sys
 
 from app.config import Paths
 from app.core.application import Application
+from app.rpc.mcp import McpEndpoint
 from app.rpc.methods import Dispatcher
 from app.rpc.server import RpcServer
 
@@ -41,11 +42,14 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
 
 
 class Runtime:
-    """The core plus the transports that serve it."""
+    """The core plus the transports that serve it: JSON-RPC at /rpc and MCP at /mcp, on one port."""
 
     def __init__(self, app: Application) -> None:
         self.app = app
-        self.rpc = RpcServer(Dispatcher(app), port=app.rpc_port)
+        dispatcher = Dispatcher(app)
+        self.rpc = RpcServer(dispatcher, port=app.rpc_port)
+        self.mcp = McpEndpoint(dispatcher)
+        self.mcp.mount(self.rpc.web)
 
     async def start(self) -> None:
         await self.app.start()
@@ -57,9 +61,16 @@ class Runtime:
                 f"berth: cannot listen on 127.0.0.1:{self.app.rpc_port} ({e.strerror}); "
                 "is another Berth running? Use --rpc-port to pick another port."
             ) from e
+        try:
+            await self.mcp.start(self.rpc.allowed_hosts())  # the SDK's Host check needs the port
+        except BaseException:
+            await self.rpc.stop()
+            await self.app.stop()
+            raise
         write_endpoint(self.app.paths, self.rpc.url)
 
     async def stop(self) -> None:
+        await self.mcp.stop()  # ends MCP sessions and their open streams, which would hold up the next line
         await self.rpc.stop()  # cancels in-flight requests: their temporary containers are removed
         await self.app.stop()
         remove_endpoint(self.app.paths)
@@ -85,7 +96,7 @@ def remove_endpoint(paths: Paths) -> None:
 async def _serve(paths: Paths, rpc_port: int | None) -> None:
     runtime = Runtime(Application(paths, rpc_port=rpc_port))
     await runtime.start()
-    print(f"berth: serving {runtime.rpc.url}/rpc (data: {paths.data_dir})", file=sys.stderr, flush=True)
+    print(f"berth: serving {runtime.rpc.url}/rpc and /mcp (data: {paths.data_dir})", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

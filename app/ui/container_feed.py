@@ -88,7 +88,7 @@ class ContainerFeed(QObject):
 
         self._stats_timer = QTimer(self)
         self._stats_timer.setInterval(STATS_INTERVAL_MS)
-        self._stats_timer.timeout.connect(self.poll_stats)
+        self._stats_timer.timeout.connect(self._stats_tick)
         self._age_timer = QTimer(self)
         self._age_timer.setInterval(AGE_INTERVAL_MS)
         self._age_timer.timeout.connect(self._tick)
@@ -270,7 +270,10 @@ class ContainerFeed(QObject):
 
     # -- timers ------------------------------------------------------------------------------------
 
-    @async_slot()
+    def _stats_tick(self) -> None:
+        if not self._stats_busy:
+            self.spawn(self.poll_stats())  # tracked, so stop() cancels one in flight
+
     async def poll_stats(self) -> None:
         if self._stats_busy or not self.app.engine_available:
             return

@@ -76,14 +76,14 @@ logger = logging.getLogger(__name__)
 LINK_COLOR = "#1f5f8b"
 PORT_GAP = 10
 COLUMN_WIDTHS = {
-    COL_NAME: 190,
+    COL_NAME: 220,
     COL_AGENT: 110,
     COL_KIND: 90,
     COL_STATUS: 130,
     COL_CPU: 70,
-    COL_MEMORY: 150,
+    COL_MEMORY: 160,
     COL_PORTS: 130,
-    COL_IMAGE: 170,
+    COL_IMAGE: 160,
     COL_AGE: 70,
 }
 
@@ -351,6 +351,8 @@ class ContainerPanel(QWidget):
         self._refresh_view()
 
     def _schedule_refresh_view(self, *_: Any) -> None:
+        if self.proxy.rowCount() > 0 and self.stack.currentWidget() is not self.table:
+            self.stack.setCurrentWidget(self.table)  # the first row shows at once; the rest can wait a moment
         if not self._view_timer.isActive():
             self._view_timer.start()
 
@@ -480,10 +482,21 @@ class ContainerPanel(QWidget):
         opened = []
         for row in self.selected_rows()[:6]:
             if row.type == CONTAINER:
-                w = LogsWindow(self.app, f"Logs — {row.full_name or row.name}", parent=self.window())
+                w = LogsWindow(
+                    self.app,
+                    f"Logs of {row.name}",
+                    subtitle=f"{row.kind} · {row.agent} · {row.image} · {row.key[:12]}",
+                    parent=self.window(),
+                )
                 w.follow_container(row.key, row.name)
             elif row.type == RUN and row.run_id is not None:
-                w = LogsWindow(self.app, f"Output — {row.name} ({row.agent})", timestamps=False, parent=self.window())
+                w = LogsWindow(
+                    self.app,
+                    f"Output of run #{row.run_id}",
+                    subtitle=f"temporary run · {row.agent} · {row.image}",
+                    live=False,
+                    parent=self.window(),
+                )
                 w.show_run(row.run_id)
             else:
                 continue

@@ -50,7 +50,8 @@ class EngineBanner(QFrame):
             self.hide()
             return
         self.title.setText(f"The Docker engine is not reachable at {info.endpoint}")
-        self.hint.setText(info.hint or "Start the Docker engine.")
+        hint = info.hint or "start the Docker engine"
+        self.hint.setText(hint[:1].upper() + hint[1:])
         self.show()
 
     def set_checking(self, checking: bool) -> None:

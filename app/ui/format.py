@@ -14,9 +14,9 @@ def size(n: int | None) -> str:
     if n is None:
         return ""
     if n >= GiB:
-        return f"{n / GiB:.1f} GiB"
+        return f"{n / GiB:.1f} GiB" if n < 10 * GiB else f"{n / GiB:.0f} GiB"
     if n >= MiB:
-        return f"{n / MiB:.1f} MiB"
+        return f"{n / MiB:.1f} MiB" if n < 10 * MiB else f"{n / MiB:.0f} MiB"
     if n >= KiB:
         return f"{n / KiB:.0f} KiB"
     return f"{n} B"

@@ -38,7 +38,7 @@ from app.ui.resources import icon
 logger = logging.getLogger(__name__)
 
 TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?Z ")
-BATCH_LINES = 5000  # lines per document insert; a batch takes a few ms
+BATCH_LINES = 2000  # lines per document insert: a few ms each, so input and painting get in between
 FLUSH_MS = 40
 MAX_HIGHLIGHTS = 2000
 
@@ -369,19 +369,37 @@ class LogsView(QWidget):
 class LogsWindow(QWidget):
     """A window for one container's logs (followed live) or one finished run's output."""
 
-    def __init__(self, app: Application, title: str, *, timestamps: bool = True, parent: QWidget | None = None):
+    def __init__(
+        self,
+        app: Application,
+        title: str,
+        *,
+        subtitle: str = "",
+        live: bool = True,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent, Qt.WindowType.Window)
         self.app = app
         self.setWindowTitle(title)
         self.setObjectName("page")
         self.setWindowIcon(icon("logs"))
         self.resize(980, 640)
-        self.view = LogsView(self, timestamps=timestamps)
+        self.view = LogsView(self, timestamps=live)
+        if not live:  # a finished run's output: nothing new comes, no engine timestamps
+            self.view.follow_button.hide()
+            self.view.timestamps_button.hide()
+        heading = QLabel(title)
+        heading.setObjectName("pageTitle")
+        heading.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.subtitle = QLabel(subtitle)
+        self.subtitle.setObjectName("hint")
         self.state = QLabel("")
         self.state.setObjectName("hint")
         self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 10, 10, 8)
+        layout.setContentsMargins(14, 12, 14, 8)
+        layout.addWidget(heading)
+        layout.addWidget(self.subtitle)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.state)
         self.view.status.connect(self.state.setText)

@@ -66,10 +66,12 @@ class NavButton(QToolButton):
         self.setIconSize(self.iconSize() * 1.4)
         self.setCheckable(True)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-        self.setFixedSize(84, 64)
+        self.setFixedSize(98, 64)
         self.badge = QLabel(self)
         self.badge.setObjectName("badge")
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.badge.setFixedHeight(16)
+        self.badge.setMinimumWidth(16)
         self.badge.hide()
 
     def set_count(self, n: int) -> None:
@@ -151,7 +153,7 @@ class MainWindow(QMainWindow):
         self.engine_label = QLabel("Engine: connecting…")
         self.rpc_label = QLabel("RPC: starting…")
         self.rpc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.running_label = QLabel("")
+        self.running_label = QLabel("0 running")
         for w in (self.engine_label, self.rpc_label, self.running_label):
             self.statusBar().addPermanentWidget(w)
         self.statusBar().setSizeGripEnabled(True)
@@ -207,11 +209,11 @@ class MainWindow(QMainWindow):
         self.banner.show_engine(info)
         self.panel.set_engine_available(info.available)
         if info.available:
-            self.engine_label.setText(f"● Docker {info.version} · connected")
+            self.engine_label.setText(f"● Docker {info.version} at {info.endpoint} · connected")
             self.engine_label.setStyleSheet("color: #2e7d4f;")
             self.engine_label.setToolTip(f"Docker engine {info.version} at {info.endpoint}")
         else:
-            self.engine_label.setText("● Docker · disconnected")
+            self.engine_label.setText(f"● Docker at {info.endpoint} · disconnected")
             self.engine_label.setStyleSheet("color: #b3261e;")
             self.engine_label.setToolTip(f"No engine answers at {info.endpoint}\n{info.hint or ''}".strip())
 

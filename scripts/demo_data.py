@@ -1,0 +1,89 @@
+"""Demo data for screenshots and manual checks: two agents, services (one with a port, one with a long
+log, one stopped), several finished runs, and a request waiting in an agent's queue.
+
+Used by scripts/screenshot_driver.py inside the app's own loop; everything goes through the core,
+as an agent's calls would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.core.application import Application
+
+logger = logging.getLogger(__name__)
+
+BUSYBOX = "berth/busybox:latest"
+PYTHON = "berth/python:3"
+
+LONG_LOG = (
+    "i=0; while [ $i -lt 4000 ]; do "
+    'if [ $((i % 97)) = 0 ]; then echo "WARN job $i took longer than expected (retrying)"; '
+    'else echo "INFO processed batch $i: 128 records, 0 errors"; fi; i=$((i+1)); done; '
+    'while true; do echo "INFO heartbeat: queue empty, waiting for work"; sleep 3; done'
+)
+SITE = "<!doctype html><title>Docs preview</title><h1>It works</h1><p>Served by a Berth service.</p>\n"
+
+
+@dataclass
+class Demo:
+    services: dict[str, str] = field(default_factory=dict)  # name -> container id
+    runs: list[str] = field(default_factory=list)
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+async def populate(app: Application, *, queue: bool = True) -> Demo:
+    demo = Demo()
+    web, _ = await asyncio.to_thread(app.agents.add, "web-builder")
+    research, _ = await asyncio.to_thread(app.agents.add, "research-bot")
+    (app.workspaces.path("web-builder") / "index.html").write_text(SITE)
+
+    c = app.containers
+    site = await c.start_service(
+        web, name="docs-site", image=BUSYBOX, command="httpd -f -p 8080 -h /workspace", ports=["8080"]
+    )
+    worker = await c.start_service(web, name="ingest-worker", image=BUSYBOX, command=LONG_LOG)
+    long_name = await c.start_service(
+        research, name="nightly-aggregation-of-citation-graph-snapshots", image=BUSYBOX, command="sleep 100000"
+    )
+    migrate = await c.start_service(web, name="db-migrate", image=BUSYBOX, command="sleep 100000")
+    await c.stop(web, migrate.id, timeout_s=2)
+    demo.services.update(
+        {"docs-site": site.id, "ingest-worker": worker.id, "long": long_name.id, "db-migrate": migrate.id}
+    )
+
+    for agent, image, command in (
+        (research, PYTHON, "python3 -c 'print(sum(range(10**6)))'"),
+        (research, BUSYBOX, "wc -l /etc/passwd"),
+        (web, BUSYBOX, "echo building site...; ls /workspace; echo 'error: missing config.toml' >&2; exit 2"),
+        (research, PYTHON, ["python3", "-c", "import sys; print('papers:', 42); sys.exit(0)"]),
+        (web, BUSYBOX, "echo tests passed: 17"),
+    ):
+        result = await c.run(agent, image=image, command=command)
+        demo.runs.append(result.id)
+
+    if queue:
+        # research-bot may run 2 containers and already has one service: a long run takes the last slot,
+        # the next request waits in its queue.
+        research = await asyncio.to_thread(app.agents.set_limits, "research-bot", max_containers=2)
+        demo.background.append(asyncio.ensure_future(c.run(research, image=BUSYBOX, command="sleep 45")))
+        await asyncio.sleep(0.8)
+        demo.background.append(
+            asyncio.ensure_future(c.run(research, image=PYTHON, command="python3 -c 'print(1)'", timeout_s=30))
+        )
+        await asyncio.sleep(0.3)
+    return demo
+
+
+async def cleanup(app: Application, demo: Demo) -> None:
+    for task in demo.background:
+        task.cancel()
+    await asyncio.gather(*demo.background, return_exceptions=True)
+    for cid in demo.services.values():
+        try:
+            await app.engine.remove(cid, force=True)
+        except Exception as e:
+            logger.warning("could not remove demo container %s: %s", cid[:12], e)

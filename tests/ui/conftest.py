@@ -1,0 +1,89 @@
+"""UI tests: real widgets (offscreen) on a qasync loop, against the real engine where they need one.
+
+Async tests here run on a `qasync.QEventLoop` (pytest-asyncio's loop-factory hook, scoped to this
+folder by pytest's per-directory conftest hooks), so Qt and asyncio share one loop as in the app.
+Never call `qtbot.wait*` inside an async test (a nested Qt loop inside a running task hangs):
+await `wait_until` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
+
+from app.config import Paths
+from app.core.application import Application
+from app.main import Runtime
+from app.rpc.client import BerthClient
+from app.ui.desktop import Desktop, make_qapp
+
+
+def _qt_loop() -> asyncio.AbstractEventLoop:
+    app = QApplication.instance() or make_qapp()
+    return qasync.QEventLoop(app)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], Any]]:
+    return {"qt": _qt_loop}
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> float:
+    """Poll `predicate` on the loop (never a nested Qt loop); return the seconds it took."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def make_paths(root: Path, instance: str) -> Paths:
+    paths = Paths(root, root / "state", root / "logs")
+    paths.ensure()
+    (root / "instance-id").write_text(instance + "\n")  # its containers carry the test's instance label
+    return paths
+
+
+class Harness:
+    """A Desktop around a real Application and RPC server on a free port, with one agent."""
+
+    def __init__(self, desktop: Desktop, runtime: Runtime, token: str) -> None:
+        self.desktop = desktop
+        self.runtime = runtime
+        self.app = desktop.app
+        self.panel = desktop.panel
+        self.model = desktop.model
+        self.window = desktop.window
+        self.token = token
+
+    def client(self) -> BerthClient:
+        return BerthClient(self.runtime.rpc.url, self.token, timeout=60)
+
+    async def rpc(self, method: str, **params: Any) -> Any:
+        return await asyncio.to_thread(self.client().call, method, **params)
+
+
+@pytest.fixture
+async def harness(instance: str, tmp_path: Path, qapp: QApplication) -> AsyncIterator[Harness]:
+    paths = make_paths(tmp_path / "data", instance)
+    app = Application(paths, rpc_port=0)
+    runtime = Runtime(app)
+    desktop = Desktop(app, runtime)
+    desktop.window.show()
+    await desktop.start()
+    _agent, token = await asyncio.to_thread(app.agents.add, "demo")
+    await wait_until(lambda: desktop.feed.loaded_once, what="the first container list")
+    try:
+        yield Harness(desktop, runtime, token)
+    finally:
+        await desktop.stop()
+        desktop.window.close()
+        desktop.window.deleteLater()

@@ -1,0 +1,176 @@
+"""The Container Panel against the real engine: live updates, actions, finished runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from PySide6.QtWidgets import QMessageBox, QPushButton
+
+from app.core.events import Event
+from app.errors import NotFound
+from app.ui.container_model import COL_NAME, COL_STATUS, CONTAINER, RUN
+from tests.conftest import BUSYBOX, docker_cli
+from tests.ui.conftest import Harness, wait_until
+
+pytestmark = pytest.mark.engine
+
+
+def shown_names(h: Harness) -> set[str]:
+    proxy = h.panel.proxy
+    return {proxy.index(r, COL_NAME).data() for r in range(proxy.rowCount())}
+
+
+async def test_service_started_over_rpc_appears_within_2s_of_its_start_event(harness: Harness) -> None:
+    h = harness
+    started: dict[str, float] = {}
+
+    def on_event(ev: Event) -> None:
+        if ev.data.action == "start":
+            started.setdefault(ev.data.id, time.monotonic())
+
+    h.app.events.subscribe(on_event, "container.event")
+    # The empty state says what to do.
+    await wait_until(lambda: "containers.run" in h.panel.empty.text.text(), what="the empty state")
+    assert h.panel.stack.currentWidget() is h.panel.empty
+
+    svc = await h.rpc("services.start", name="web", image=BUSYBOX, command="httpd -f -p 8080", ports=[8080])
+    await wait_until(lambda: svc["id"] in started, what="the start event")
+    await wait_until(lambda: (r := h.model.get(svc["id"])) is not None and r.running, timeout=2.0, what="the row")
+    assert time.monotonic() - started[svc["id"]] < 2.0
+    assert "web" in shown_names(h)
+    assert h.panel.stack.currentWidget() is h.panel.table
+    row = h.model.get(svc["id"])
+    assert row is not None and row.agent == "demo" and row.kind == "service"
+    assert row.ports["8080/tcp"].port == svc["ports"]["8080/tcp"]["port"]
+    await wait_until(lambda: h.window.running_label.text() == "1 running", what="the running count")
+    # Stats arrive for the running container within a couple of ticks.
+    await wait_until(lambda: (r := h.model.get(svc["id"])) is not None and r.memory, timeout=5, what="stats")
+
+
+async def test_container_made_with_docker_appears_and_docker_rm_removes_it(harness: Harness) -> None:
+    h = harness
+    cid = (
+        await asyncio.to_thread(
+            docker_cli,
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            f"berth.instance={h.app.instance}",
+            "--label",
+            "berth.agent=outsider",
+            "--label",
+            "berth.kind=service",
+            "--name",
+            f"berth-outsider-{h.app.instance}",
+            BUSYBOX,
+            "sleep",
+            "300",
+        )
+    ).stdout.strip()
+    await wait_until(lambda: h.model.get(cid) is not None, timeout=5, what="the docker-made container")
+    await asyncio.to_thread(docker_cli, "rm", "-f", cid)
+    await wait_until(lambda: h.model.get(cid) is None, timeout=5, what="the row to go")
+
+
+async def test_stop_restart_remove_through_the_panel(harness: Harness) -> None:
+    h = harness
+    svc = await h.rpc("services.start", name="sleeper", image=BUSYBOX, command="sleep 300")
+    cid = svc["id"]
+    await wait_until(lambda: (r := h.model.get(cid)) is not None and r.running, what="the service row")
+    assert h.panel.select_key(cid)
+    assert h.panel.act_stop.isEnabled()
+
+    assert await h.panel.stop_selected() == 1
+    assert (await h.app.engine.inspect(cid)).status == "exited"
+    await wait_until(lambda: h.model.get(cid).status_text == "stopped", what="stopped in the panel")  # type: ignore[union-attr]
+
+    h.panel.select_key(cid)
+    assert await h.panel.restart_selected() == 1
+    assert (await h.app.engine.inspect(cid)).status == "running"
+    await wait_until(lambda: h.model.get(cid).running, what="running again")  # type: ignore[union-attr]
+
+    # Remove asks first: Cancel keeps it.
+    h.panel.select_key(cid)
+    task = h.panel.remove_selected()
+    box = await _confirm_box(h)
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert await task == 0
+    assert (await h.app.engine.inspect(cid)).status == "running"
+
+    h.panel.select_key(cid)
+    task = h.panel.remove_selected()
+    box = await _confirm_box(h)
+    assert "running" in box.informativeText()
+    box.findChild(QPushButton, "confirm").click()
+    assert await task == 1
+    with pytest.raises(NotFound):
+        await h.app.engine.inspect(cid)
+    await wait_until(lambda: h.model.get(cid) is None, what="the row to go")
+
+
+async def test_remove_several_at_once(harness: Harness) -> None:
+    h = harness
+    ids = [(await h.rpc("services.start", name=f"s{i}", image=BUSYBOX, command="sleep 300"))["id"] for i in range(3)]
+    await wait_until(lambda: all(h.model.get(i) is not None for i in ids), what="three rows")
+    h.panel.table.selectAll()
+    assert len([r for r in h.panel.selected_rows() if r.type == CONTAINER]) == 3
+    task = h.panel.remove_selected()
+    box = await _confirm_box(h)
+    assert "3 containers" in box.text()
+    box.findChild(QPushButton, "confirm").click()
+    assert await task == 3
+    await wait_until(lambda: not any(h.model.get(i) for i in ids), what="all rows to go")
+
+
+async def test_finished_run_shows_exit_code_and_output(harness: Harness) -> None:
+    h = harness
+    result = await h.rpc("containers.run", image=BUSYBOX, command="echo hello-from-run; echo oops >&2; exit 3")
+    assert result["exit_code"] == 3
+    await wait_until(lambda: any(r.type == RUN for r in h.model.rows()), what="the finished run")
+    run_row = next(r for r in h.model.rows() if r.type == RUN)
+    assert run_row.status_text == "exited (3)"
+    await wait_until(lambda: h.model.get(result["id"]) is None, what="the temporary container's row to go")
+    assert h.panel.select_key(run_row.key)
+    (window,) = h.panel.open_logs()
+    await asyncio.wait_for(window.ended.wait(), 5)
+    await wait_until(lambda: window.view.pending() == 0, what="the output shown")
+    text = window.view.text.toPlainText()
+    assert "hello-from-run" in text and "oops" in text
+    assert "exit code 3" in window.state.text()
+    window.close()
+
+
+async def test_waiting_work_is_shown(harness: Harness) -> None:
+    h = harness
+    await asyncio.to_thread(h.app.agents.set_limits, "demo", max_containers=1, at_limit="queue")
+    first = asyncio.ensure_future(h.rpc("containers.run", image=BUSYBOX, command="sleep 2"))
+    await wait_until(lambda: h.app.admission.active("demo") == 1, what="the first run")
+    await wait_until(
+        lambda: any(r.type == CONTAINER and r.kind == "temporary" and r.running for r in h.model.rows()),
+        timeout=3,
+        what="the running temporary container",
+    )
+    second = asyncio.ensure_future(h.rpc("containers.run", image=BUSYBOX, command="true"))
+    await wait_until(lambda: any(r.type == "waiting" for r in h.model.rows()), what="the queued request")
+    waiting = next(r for r in h.model.rows() if r.type == "waiting")
+    assert "queued" in waiting.status_text and "next" in waiting.status_text
+    row = next(
+        r for r in range(h.panel.proxy.rowCount()) if h.panel.proxy.index(r, COL_STATUS).data() == waiting.status_text
+    )
+    assert row >= 0
+    await asyncio.gather(first, second)
+    await wait_until(lambda: not any(r.type == "waiting" for r in h.model.rows()), what="the queue to empty")
+
+
+async def _confirm_box(h: Harness) -> QMessageBox:
+    found: list[QMessageBox] = []
+
+    def visible_box() -> bool:
+        found[:] = [b for b in h.panel.findChildren(QMessageBox, "confirmBox") if b.isVisible()]
+        return bool(found)
+
+    await wait_until(visible_box, timeout=3, what="the confirmation")
+    return found[0]
