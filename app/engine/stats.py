@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 UNLIMITED = 1 << 60
+STALE_S = 120.0
 
 
 def _read_int(path: Path) -> int | None:
@@ -90,7 +91,8 @@ class StatsReader:
                 pct = max(0.0, (cpu_ns - prev.cpu_ns) / ((now - prev.at) * 1e9) * 100.0)
             self._prev[cid] = _Sample(cpu_ns, now)
             out[cid] = Stats(pct, mem, None if limit is None or limit >= UNLIMITED else limit)
-        for gone in set(self._prev) - set(containers):
+        # Callers may sample different subsets (the panel, system.info): forget only readings gone stale.
+        for gone in [cid for cid, prev in self._prev.items() if now - prev.at > STALE_S]:
             del self._prev[gone]
         for gone in set(self._streams) - set(containers):
             self._streams.pop(gone).stop()
