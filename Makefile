@@ -36,6 +36,8 @@ lint: $(STAMP)
 
 bench: setup
 	$(PY) bench/temp_run.py
+	$(PY) bench/concurrent.py
+	$(PY) bench/peers.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

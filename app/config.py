@@ -16,6 +16,8 @@ from typing import Any
 
 import platformdirs
 
+from app.model import PoolConfig
+
 logger = logging.getLogger(__name__)
 
 APP_NAME = "berth"
@@ -93,6 +95,8 @@ class Settings:
     notifications: bool = True
     pool_enabled: bool = True
     pool_max_idle: int = 8
+    pool_per_key: int = 2
+    pool_idle_s: float = 300.0
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -114,6 +118,18 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def pool_config(settings: Settings) -> PoolConfig:
+    """The warm pool's settings; `BERTH_POOL=0` (or 1) overrides `pool_enabled` for this process."""
+    raw = os.environ.get("BERTH_POOL", "").strip().lower()
+    enabled = settings.pool_enabled if not raw else raw not in ("0", "false", "no", "off")
+    return PoolConfig(
+        enabled=enabled,
+        max_idle=max(0, int(settings.pool_max_idle)),
+        per_key=max(1, int(settings.pool_per_key)),
+        idle_s=float(settings.pool_idle_s),
+    )
 
 
 def env_rpc_port(default: int) -> int:

@@ -23,6 +23,9 @@ LABEL_AGENT = "berth.agent"
 LABEL_KIND = "berth.kind"
 LABEL_NAME = "berth.name"
 LABEL_CPU_GROUP = "berth.cpu_group"
+# A pooled container names the agent it was made for here, not in `berth.agent`: until a run takes it
+# (and it goes with that run) it is nobody's container, so no agent-scoped query (list, counts) sees it.
+LABEL_POOL_AGENT = "berth.pool.agent"
 
 
 class Kind(enum.StrEnum):
@@ -95,6 +98,16 @@ class ServiceSpec(ContainerSpec):
     name: str = ""
     command: str | list[str] | None = None
     ports: list[str] = field(default_factory=list)  # "80/tcp"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The warm pool of temporary containers (app.engine.pool): on/off and its sizes."""
+
+    enabled: bool = True
+    max_idle: int = 8  # idle pooled containers of all keys together
+    per_key: int = 2  # ready containers per key at most (1 for a key in use, 2 once demand outran it)
+    idle_s: float = 300.0  # a key unused this long drains
 
 
 @dataclass(frozen=True)

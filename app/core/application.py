@@ -12,19 +12,19 @@ import contextlib
 import logging
 from typing import Any
 
-from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port
+from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port, pool_config
 from app.core.admission import Admission
 from app.core.agents import Agents
 from app.core.approvals import Approvals
 from app.core.containers import Containers
-from app.core.events import EventBus
+from app.core.events import Event, EventBus
 from app.core.shell import ShellRunner
 from app.core.store import Store
 from app.core.tokens import TokenVault
 from app.core.workspace import Workspaces
 from app.engine import Engine
 from app.errors import BerthError, EngineUnavailable
-from app.model import ContainerEvent, Kind
+from app.model import Agent, ContainerEvent, Kind
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ class Application:
         self.vault = TokenVault(paths.tokens_file, self.instance)
         self.workspaces = Workspaces(paths.workspaces_dir)
         self.agents = Agents(self.store, self.vault, self.workspaces, self.events)
-        self.engine = Engine(self.instance, engine_endpoint or self.settings.engine_endpoint)
+        self.engine = Engine(
+            self.instance, engine_endpoint or self.settings.engine_endpoint, pool=pool_config(self.settings)
+        )
         self.admission = Admission(self.events)
         self.containers = Containers(
             self.engine, self.store, self.admission, self.workspaces, self.events, PREFERRED_IMAGES[-1]
@@ -51,10 +53,12 @@ class Application:
         self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
         self.engine_available = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.events.subscribe(self._on_agents_changed, "agents.changed")
 
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.events.bind_loop(asyncio.get_running_loop())
         await asyncio.to_thread(self.agents.ensure_owner_token)  # the vault warns once if it has no keyring
         await self.approvals.start()
         await self._engine_up()
@@ -114,6 +118,28 @@ class Application:
                 await self.containers.sync_agent(ev.agent, gone=ev.id if ev.action != "start" else None)
             except BerthError as e:
                 logger.debug("could not recount %s's services: %s", ev.agent, e)
+
+    def _on_agents_changed(self, event: Event) -> None:
+        """An agent's limits changed, it was disabled or removed: its warm containers no longer fit."""
+        agent = event.data
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a change made outside the loop (e.g. the CLI): the pool sees new limits at the next run
+        if not isinstance(agent, Agent):
+            self._spawn(self._drain_removed_agents())
+        elif not agent.enabled:
+            self.engine.pool.drain(agent.name)
+        else:
+            limits = agent.limits
+            self.engine.pool.drain(
+                agent.name,
+                keep=lambda k: k.memory == limits.memory and (k.cpu_group is None or k.cpu_group.cpus == limits.cpus),
+            )
+
+    async def _drain_removed_agents(self) -> None:
+        known = {a.name for a in await asyncio.to_thread(self.agents.list) if a.enabled}
+        self.engine.pool.drain(keep=lambda k: k.agent in known)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

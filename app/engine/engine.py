@@ -25,6 +25,7 @@ from app.engine.connection import Connection, engine_hint
 from app.engine.cpugroups import CpuGroups
 from app.engine.events import watch_events
 from app.engine.info import container_from_inspect, container_from_list, normalize_port
+from app.engine.pool import PoolKey, Warm, WarmPool
 from app.engine.stats import StatsReader
 from app.engine.streams import CappedBuffer, raw_socket, read_capped, read_multiplexed, send_stdin
 from app.errors import BerthError, Conflict, EngineUnavailable, ImageUnavailable, InvalidParams, NotFound
@@ -35,6 +36,7 @@ from app.model import (
     LABEL_KIND,
     LABEL_MANAGED,
     LABEL_NAME,
+    LABEL_POOL_AGENT,
     LOGS_CAP,
     OUTPUT_CAP,
     ContainerEvent,
@@ -42,6 +44,7 @@ from app.model import (
     ContainerSpec,
     EngineInfo,
     Kind,
+    PoolConfig,
     RunResult,
     RunSpec,
     ServiceSpec,
@@ -51,6 +54,12 @@ from app.model import (
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str], None]
+
+# PID 1 of a pooled container (under `init`): idles until a run execs its command, then goes with the container.
+IDLE_COMMAND = ["sleep", "2147483647"]
+# What the engine answers on an exec whose process never started (bad workdir, missing program): the cold
+# path, which reports these its own way (and creates a missing workdir), takes over.
+EXEC_NOT_STARTED = "OCI runtime exec failed"
 
 
 def argv_of(command: str | list[str]) -> list[str]:
@@ -69,13 +78,15 @@ def host_user() -> str:
 class Engine:
     """Async facade over one Docker engine, scoped to one Berth instance (its labels)."""
 
-    def __init__(self, instance: str, endpoint: str | None = None) -> None:
+    def __init__(self, instance: str, endpoint: str | None = None, *, pool: PoolConfig | None = None) -> None:
         self.instance = instance
         self.conn = Connection(endpoint)
         self.cpu_groups = CpuGroups(f"berth-{instance}")
         self._stats = StatsReader(self.conn)
         self._detected = False
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._poolable: dict[str, bool] = {}
+        self.pool = WarmPool(self._create_idle, self._remove_idle, pool or PoolConfig(enabled=False))
 
     @property
     def endpoint(self) -> str:
@@ -145,7 +156,7 @@ class Engine:
         return {
             LABEL_MANAGED: "true",
             LABEL_INSTANCE: self.instance,
-            LABEL_AGENT: agent,
+            LABEL_POOL_AGENT if kind == Kind.POOL else LABEL_AGENT: agent,
             LABEL_KIND: str(kind),
             LABEL_NAME: name,
         }
@@ -164,6 +175,7 @@ class Engine:
         ports: list[str] = (),  # type: ignore[assignment]
         stdin_open: bool = False,
         progress: ProgressCallback | None = None,
+        pull: bool = True,
     ) -> str:
         api = self.conn.api
         host_kwargs: dict[str, Any] = {
@@ -197,6 +209,8 @@ class Engine:
         try:
             return str(api.create_container(spec.image, **kwargs)["Id"])
         except docker.errors.ImageNotFound:
+            if not pull:
+                raise
             self._pull(spec.image, progress)
             return str(api.create_container(spec.image, **kwargs)["Id"])
         except docker.errors.APIError as e:
@@ -217,8 +231,29 @@ class Engine:
         progress: ProgressCallback | None = None,
         on_created: Callable[[str], None] | None = None,
     ) -> RunResult:
-        """Create, start, wait (killing at the timeout), read capped output, and always remove."""
+        """Run one command in a fresh container and always remove it: a warm one from the pool when one is
+        ready (exec into it), else create, start, wait (killing at the timeout) and read the capped output."""
         argv = argv_of(spec.command)
+        if not self.pool.enabled:
+            return await self._run_cold(spec, argv, progress, on_created)
+        key = PoolKey.of(spec)
+        warm = self.pool.take(key)
+        try:
+            if warm is not None:
+                result = await self._run_pooled(warm, spec, argv, on_created)
+                if result is not None:
+                    return result
+            return await self._run_cold(spec, argv, progress, on_created)
+        finally:
+            self.pool.done(key)
+
+    async def _run_cold(
+        self,
+        spec: RunSpec,
+        argv: list[str],
+        progress: ProgressCallback | None,
+        on_created: Callable[[str], None] | None,
+    ) -> RunResult:
         name = f"tmp-{secrets.token_hex(5)}"
         started = time.monotonic()
         stdin = spec.stdin.encode() if isinstance(spec.stdin, str) else spec.stdin
@@ -275,6 +310,100 @@ class Engine:
             duration_ms=int((time.monotonic() - started) * 1000),
             truncated=t_out or t_err,
         )
+
+    async def _run_pooled(
+        self, warm: Warm, spec: RunSpec, argv: list[str], on_created: Callable[[str], None] | None
+    ) -> RunResult | None:
+        """Exec the run's command in a warm container, which is removed afterwards whatever happened.
+
+        None when the command could not start there (the container is gone, a missing workdir or
+        program): nothing ran, and the caller goes the cold way, which behaves as it always did.
+        """
+        api = self.conn.api
+        started = time.monotonic()
+        data = spec.stdin.encode() if isinstance(spec.stdin, str) else spec.stdin
+        out, err = CappedBuffer(spec.output_cap), CappedBuffer(spec.output_cap)
+        timed_out = False
+        try:
+
+            def create_and_start() -> tuple[str, Any]:
+                exec_id = api.exec_create(
+                    warm.id,
+                    argv,
+                    stdin=data is not None,
+                    environment=spec.env or None,
+                    workdir=spec.workdir or "/workspace",
+                    user=spec.user or host_user(),
+                )["Id"]
+                return exec_id, api.exec_start(exec_id, socket=True)
+
+            try:
+                exec_id, sock = await self.conn.call(create_and_start)
+            except (NotFound, Conflict) as e:
+                logger.info("pooled container %s is gone (%s): running cold", warm.id[:12], e)
+                return None
+            if on_created:
+                on_created(warm.id)
+            try:
+                if data is not None:
+                    await self.conn.call(send_stdin, sock, data)
+                await asyncio.wait_for(self.conn.call(read_multiplexed, sock, out, err), spec.timeout_s)
+            except TimeoutError:
+                timed_out = True
+                await self._quietly(self.conn.call(lambda: api.kill(warm.id)))
+            finally:
+                await self.conn.call(raw_socket(sock).close)
+            state = await self.conn.call(lambda: api.exec_inspect(exec_id))
+            code = state.get("ExitCode")
+            if code in (126, 127) and not err.size and out.text().startswith(EXEC_NOT_STARTED):
+                return None
+            exit_code = 137 if timed_out and (code is None or state.get("Running")) else code
+            oom = exit_code == 137 and not timed_out and await self._oom_killed(warm.id)
+        finally:
+            self._spawn_cleanup(self._remove_idle(warm.id))
+        return RunResult(
+            id=warm.id,
+            exit_code=None if exit_code is None else int(exit_code),
+            stdout=out.text(),
+            stderr=err.text(),
+            timed_out=timed_out,
+            oom_killed=oom,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            truncated=out.truncated or err.truncated,
+        )
+
+    async def _oom_killed(self, cid: str) -> bool:
+        """Whether the memory cgroup of a pooled container killed a process (used once, so it was the run's).
+
+        The engine marks `State.OOMKilled` only when PID 1 dies of it; an exec'd process shows in the
+        cgroup's own counter, read here where the engine shares this machine's cgroup tree.
+        """
+        raw = await self.conn.call(lambda: self.conn.api.inspect_container(cid), what=f"container {cid}")
+        if raw.get("State", {}).get("OOMKilled"):
+            return True
+        parent = (raw.get("HostConfig", {}).get("CgroupParent") or "").strip("/")
+        return await asyncio.to_thread(oom_kills_in_cgroup, parent, cid) > 0
+
+    async def _create_idle(self, spec: ContainerSpec) -> Warm:
+        """Create and start a pooled container for `spec`'s key (never pulls: an unknown image is not pooled)."""
+        await self._detect()
+        if spec.image not in self._poolable:
+            raw = await self.conn.call(lambda: self.conn.api.inspect_image(spec.image), what=f"image {spec.image}")  # type: ignore[no-untyped-call]
+            # An entrypoint would wrap the idle command but not an exec: such images always run cold.
+            self._poolable[spec.image] = not (raw.get("Config") or {}).get("Entrypoint")
+        if not self._poolable[spec.image]:
+            raise InvalidParams(f"image {spec.image} has an entrypoint")
+        name = f"pool-{secrets.token_hex(5)}"
+        cid = await self.conn.call(self._create_sync, spec, kind=Kind.POOL, name=name, command=IDLE_COMMAND, pull=False)
+        try:
+            await self.conn.call(lambda: self.conn.api.start(cid))
+        except BaseException:
+            self._spawn_cleanup(self._remove_idle(cid))
+            raise
+        return Warm(cid)
+
+    async def _remove_idle(self, cid: str) -> None:
+        await self._remove_after(_done(cid), cid)
 
     async def _remove_after(self, create: asyncio.Future[str], full_name: str) -> None:
         """Remove a temporary container once its creation has finished, whatever happened."""
@@ -515,6 +644,7 @@ class Engine:
 
     async def reconcile(self) -> list[str]:
         """At start: remove leftover temporary and pool containers (a crash left them); keep services."""
+        self.pool.forget()
         removed: list[str] = []
         for kind in (Kind.TEMPORARY, Kind.POOL):
             for c in await self.list_containers({LABEL_KIND: str(kind)}):
@@ -530,9 +660,35 @@ class Engine:
         return removed
 
     async def aclose(self) -> None:
+        await self.pool.close()
         await self.drain_cleanups()
         self._stats.close()
         self.conn.close()
+
+
+def _done(value: str) -> asyncio.Future[str]:
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
+
+
+def oom_kills_in_cgroup(parent: str, cid: str, root: str = "/sys/fs/cgroup") -> int:
+    """The OOM kills counted in a container's memory cgroup (v1 `memory.oom_control`, v2 `memory.events`)."""
+    group = parent or "docker"
+    for path, field_name in (
+        (f"{root}/memory/{group}/{cid}/memory.oom_control", "oom_kill"),
+        (f"{root}/{group}/{cid}/memory.events", "oom_kill"),
+        (f"{root}/{group}/docker-{cid}.scope/memory.events", "oom_kill"),
+    ):
+        try:
+            with open(path) as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == field_name:
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
 
 
 __all__ = ["Engine", "EngineUnavailable", "argv_of", "host_user"]

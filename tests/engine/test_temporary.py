@@ -1,16 +1,47 @@
-"""Temporary containers against the real engine: output, exit codes, caps, timeouts, cleanup."""
+"""Temporary containers against the real engine: output, exit codes, caps, timeouts, cleanup.
+
+Every test runs twice: cold (create, start, wait, logs) and from the warm pool (exec into a container
+made ahead of time). `run` warms the pool for the spec first and checks the run was served from it,
+so both paths are held to the same results."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from app.engine import Engine
 from app.errors import ImageUnavailable
-from app.model import MiB, RunSpec
+from app.model import MiB, PoolConfig, RunResult, RunSpec
 from tests.conftest import BUSYBOX, PYTHON, docker_cli
+
+
+@pytest.fixture(params=["cold", "pool"])
+async def engine(request: pytest.FixtureRequest, instance: str) -> AsyncIterator[Engine]:
+    e = Engine(instance, pool=PoolConfig(enabled=request.param == "pool", max_idle=4))
+    yield e
+    await e.aclose()
+
+
+async def run(engine: Engine, s: RunSpec, **kw: Any) -> RunResult:
+    """Run `s`; with the pool on, from a warm container (checked)."""
+    if not engine.pool.enabled:
+        return await engine.run_temporary(s, **kw)
+    await engine.pool.warm(s)
+    hits = engine.pool.hits
+    r = await engine.run_temporary(s, **kw)
+    assert engine.pool.hits == hits + 1, "the run was not served from the pool"
+    return r
+
+
+async def leftovers(engine: Engine, instance: str) -> list[str]:
+    """This instance's containers once pending removals are done and the pool has been emptied."""
+    await engine.drain_cleanups()
+    await engine.pool.close()
+    return containers_of(instance)
 
 
 def spec(command: str | list[str], **kw: object) -> RunSpec:
@@ -22,32 +53,33 @@ def containers_of(instance: str) -> list[str]:
 
 
 async def test_output_and_exit_code_come_back_exactly(engine: Engine) -> None:
-    r = await engine.run_temporary(spec("printf 'out\\n'; printf 'err\\n' >&2; exit 7"))
+    r = await run(engine, spec("printf 'out\\n'; printf 'err\\n' >&2; exit 7"))
     assert (r.exit_code, r.stdout, r.stderr) == (7, "out\n", "err\n")
     assert not r.timed_out and not r.truncated and not r.oom_killed
     assert r.duration_ms > 0
 
 
 async def test_argv_command_env_workdir_and_stdin(engine: Engine) -> None:
-    r = await engine.run_temporary(
+    r = await run(
+        engine,
         spec(
             ["sh", "-c", 'echo "$GREETING" $(pwd); cat'],
             env={"GREETING": "hi there"},
             workdir="/tmp",
             stdin="from stdin\n",
-        )
+        ),
     )
     assert r.exit_code == 0
     assert r.stdout == "hi there /tmp\nfrom stdin\n"
 
 
 async def test_argv_is_not_split_by_a_shell(engine: Engine) -> None:
-    r = await engine.run_temporary(spec(["echo", "a;b", "$HOME"]))
+    r = await run(engine, spec(["echo", "a;b", "$HOME"]))
     assert r.stdout == "a;b $HOME\n"
 
 
 async def test_output_is_capped_at_one_mib_and_says_so(engine: Engine) -> None:
-    r = await engine.run_temporary(spec("head -c 3000000 /dev/zero | tr '\\0' a; echo small >&2"))
+    r = await run(engine, spec("head -c 3000000 /dev/zero | tr '\\0' a; echo small >&2"))
     assert r.exit_code == 0
     assert len(r.stdout) == 1 * MiB and set(r.stdout) == {"a"}
     assert r.stderr == "small\n"
@@ -56,44 +88,45 @@ async def test_output_is_capped_at_one_mib_and_says_so(engine: Engine) -> None:
 
 async def test_timeout_kills_and_removes(engine: Engine, instance: str) -> None:
     started = time.monotonic()
-    r = await engine.run_temporary(spec("echo before; sleep 30", timeout_s=1))
+    r = await run(engine, spec("echo before; sleep 30", timeout_s=1))
     elapsed = time.monotonic() - started
     assert r.timed_out
     assert r.stdout == "before\n"
     assert elapsed < 5, f"took {elapsed:.1f}s"
-    await engine.drain_cleanups()
-    assert containers_of(instance) == []
+    assert await leftovers(engine, instance) == []
 
 
 async def test_cancelling_the_caller_leaves_no_container(engine: Engine, instance: str) -> None:
-    created = asyncio.Event()
-    task = asyncio.create_task(engine.run_temporary(spec("sleep 30"), on_created=lambda _cid: created.set()))
-    await asyncio.wait_for(created.wait(), 30)
-    assert len(containers_of(instance)) == 1
+    seen: list[str] = []
+    task = asyncio.create_task(run(engine, spec("sleep 30"), on_created=seen.append))
+    while not seen:
+        await asyncio.sleep(0.02)
+    assert seen[0] in docker_cli("ps", "-aq", "--no-trunc").stdout.split()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await engine.drain_cleanups()
-    assert containers_of(instance) == []
+    assert await leftovers(engine, instance) == []
 
 
 async def test_cancelling_during_create_leaves_no_container(engine: Engine, instance: str) -> None:
     """The attack on cleanup: cancel before the create call returns, so the id is not known yet."""
     for _ in range(5):
+        if engine.pool.enabled:
+            await engine.pool.warm(spec("sleep 30"))
         task = asyncio.create_task(engine.run_temporary(spec("sleep 30")))
         await asyncio.sleep(0.001)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    await engine.drain_cleanups()
-    assert containers_of(instance) == []
+    assert await leftovers(engine, instance) == []
 
 
 async def test_thirty_runs_leave_nothing_behind(engine: Engine, instance: str) -> None:
+    """Back to back, as an agent loop does: with the pool on, some runs find a warm container and some do not."""
     for i in range(30):
         r = await engine.run_temporary(spec(f"echo {i}"))
         assert r.stdout == f"{i}\n"
-    await engine.drain_cleanups()
+    await leftovers(engine, instance)
     out = docker_cli(
         "ps", "-a", "--filter", "label=berth.managed=true", "--filter", f"label=berth.instance={instance}", "-q"
     ).stdout
@@ -101,17 +134,16 @@ async def test_thirty_runs_leave_nothing_behind(engine: Engine, instance: str) -
 
 
 async def test_memory_hog_is_oom_killed(engine: Engine) -> None:
-    r = await engine.run_temporary(
-        RunSpec(agent="t", image=PYTHON, command=["python3", "-c", "x = b'x' * (200 * 1024 * 1024)"], memory=32 * MiB)
+    r = await run(
+        engine,
+        RunSpec(agent="t", image=PYTHON, command=["python3", "-c", "x = b'x' * (200 * 1024 * 1024)"], memory=32 * MiB),
     )
     assert r.oom_killed
     assert r.exit_code == 137
 
 
 async def test_network_none_has_no_network(engine: Engine) -> None:
-    r = await engine.run_temporary(
-        spec("wget -T 3 -q -O- http://1.1.1.1/ ; echo rc=$?; ip link 2>/dev/null | grep -c eth0")
-    )
+    r = await run(engine, spec("wget -T 3 -q -O- http://1.1.1.1/ ; echo rc=$?; ip link 2>/dev/null | grep -c eth0"))
     assert "rc=0" not in r.stdout
     assert r.stdout.strip().endswith("0")  # no eth0 inside: network_mode=none
 
@@ -130,7 +162,7 @@ async def test_unknown_image_is_image_unavailable_naming_it(engine: Engine) -> N
 async def test_safe_defaults_are_applied(engine: Engine, instance: str, tmp_path: object) -> None:
     """The container must not be able to reach the host: no caps, no socket, not privileged, only the workspace."""
     seen: list[str] = []
-    task = asyncio.create_task(engine.run_temporary(spec("sleep 5", workspace=str(tmp_path)), on_created=seen.append))
+    task = asyncio.create_task(run(engine, spec("sleep 5", workspace=str(tmp_path)), on_created=seen.append))
     while not seen:
         await asyncio.sleep(0.05)
     import json
@@ -154,5 +186,8 @@ async def test_safe_defaults_are_applied(engine: Engine, instance: str, tmp_path
     assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     labels = info["Config"]["Labels"]
     assert labels["berth.managed"] == "true" and labels["berth.instance"] == instance
-    assert labels["berth.kind"] == "temporary" and labels["berth.agent"] == "t"
+    if engine.pool.enabled:
+        assert labels["berth.kind"] == "pool" and labels["berth.pool.agent"] == "t" and "berth.agent" not in labels
+    else:
+        assert labels["berth.kind"] == "temporary" and labels["berth.agent"] == "t"
     assert info["Name"].startswith("/berth-t-")

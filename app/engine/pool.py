@@ -1,0 +1,311 @@
+"""A warm pool: containers created and started ahead of time, so a temporary run skips create and start.
+
+A pooled container is made for one key — everything fixed at creation (agent, image, memory, CPU
+group, network, user, workspace mount, pids limit) — and idles under `init` until a run takes it.
+The run execs its command there; the container is then removed, never reused, and the pool refills
+in the background. `take` never waits: with nothing ready the caller goes the cold way.
+
+Sizing follows demand: a key used within `idle_s` keeps one container ready, two once it was
+seen short (a miss) or used concurrently; an idle key drains. Idle containers of all keys together
+stay under `max_idle` (the least recently used key gives way). A key whose limits differ from an
+agent's older key drains that agent's old keys: the agent's limits changed.
+
+This module is bookkeeping only (no docker import): the engine passes in how to make and remove a
+container, so the logic is testable without an engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from app.model import ContainerSpec, CpuGroup, PoolConfig
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_FAILURE_S = 30.0
+MAX_REAP_INTERVAL_S = 30.0
+
+
+@dataclass(frozen=True)
+class PoolKey:
+    """What fixes a container at creation; runs with equal keys can share a pool."""
+
+    agent: str
+    image: str
+    memory: int | None
+    cpu_group: CpuGroup | None
+    network: str
+    user: str | None
+    workspace: str | None
+    pids_limit: int
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, spec: ContainerSpec) -> PoolKey:
+        return cls(
+            agent=spec.agent,
+            image=spec.image,
+            memory=spec.memory,
+            cpu_group=spec.cpu_group,
+            network=spec.network,
+            user=spec.user,
+            workspace=spec.workspace,
+            pids_limit=spec.pids_limit,
+            labels=tuple(sorted(spec.labels.items())),
+        )
+
+    @property
+    def limits(self) -> tuple[int | None, CpuGroup | None, int]:
+        """The part that comes from the agent's limits: when it changes, the agent's old keys are stale."""
+        return self.memory, self.cpu_group, self.pids_limit
+
+    def spec(self) -> ContainerSpec:
+        """A spec to create an idle container from (env and workdir come with each exec)."""
+        return ContainerSpec(
+            agent=self.agent,
+            image=self.image,
+            network="bridge" if self.network == "bridge" else "none",
+            memory=self.memory,
+            cpu_group=self.cpu_group,
+            user=self.user,
+            workspace=self.workspace,
+            pids_limit=self.pids_limit,
+            labels=dict(self.labels),
+        )
+
+
+@dataclass(frozen=True)
+class Warm:
+    """A started idle container, ready for one run."""
+
+    id: str
+    cpu_group: str | None = None  # its cgroup parent, where the engine reads its memory counters
+
+
+@dataclass
+class _Slot:
+    ready: deque[Warm] = field(default_factory=deque)
+    filling: int = 0
+    in_flight: int = 0
+    last_used: float = 0.0
+    short_at: float = -1e18  # when demand last outran supply (a miss, or concurrent runs)
+    failed_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """What the pool holds now (for the panel and for tests)."""
+
+    enabled: bool
+    idle: int
+    filling: int
+    keys: int
+    hits: int
+    misses: int
+
+
+Create = Callable[[ContainerSpec], Awaitable[Warm]]
+Remove = Callable[[str], Awaitable[None]]
+
+
+class WarmPool:
+    def __init__(self, create: Create, remove: Remove, config: PoolConfig | None = None) -> None:
+        self.config = config or PoolConfig()
+        self._create = create
+        self._remove = remove
+        self._slots: dict[PoolKey, _Slot] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._generation = 0
+        self._closed = False
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.enabled and self.config.max_idle > 0 and not self._closed
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def take(self, key: PoolKey) -> Warm | None:
+        """A ready container for `key`, or None (go cold). Counts the run as in flight until `done`."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        self._drain_stale_limits(key)
+        slot = self._slots.setdefault(key, _Slot())
+        slot.last_used = now
+        slot.in_flight += 1
+        if slot.in_flight > 1:
+            slot.short_at = now
+        self._ensure_reaper()
+        if slot.ready:
+            self.hits += 1
+            return slot.ready.popleft()
+        self.misses += 1
+        slot.short_at = now
+        return None
+
+    def done(self, key: PoolKey) -> None:
+        """The run of `key` finished (either way): refill behind it."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return
+        slot.in_flight = max(0, slot.in_flight - 1)
+        slot.last_used = time.monotonic()
+        self._top_up(key)
+
+    def target(self, key: PoolKey) -> int:
+        slot = self._slots.get(key)
+        if slot is None or not self.enabled:
+            return 0
+        now = time.monotonic()
+        if now - slot.last_used > self.config.idle_s:
+            return 0
+        if now - slot.short_at <= self.config.idle_s:
+            return max(1, self.config.per_key)
+        return min(1, self.config.per_key)
+
+    async def warm(self, spec: ContainerSpec, n: int = 1, timeout_s: float = 60.0) -> PoolKey:
+        """Mark `spec`'s key as in demand and wait until `n` containers are ready (tests, benchmarks)."""
+        key = PoolKey.of(spec)
+        slot = self._slots.setdefault(key, _Slot())
+        slot.last_used = time.monotonic()
+        if n > 1:
+            slot.short_at = slot.last_used
+        self._ensure_reaper()
+        deadline = time.monotonic() + timeout_s
+        while len(slot.ready) < n:
+            if not self.enabled:
+                raise RuntimeError("the pool is off")
+            if slot.failed_until > time.monotonic():
+                raise RuntimeError(f"the pool cannot make containers for {key.image}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pool did not warm {n} container(s) for {key.image}")
+            self._top_up(key, want=n)
+            await asyncio.sleep(0.02)
+            slot = self._slots.setdefault(key, slot)
+        return key
+
+    # -- filling ---------------------------------------------------------------------------------
+
+    def _idle_total(self) -> int:
+        return sum(len(s.ready) + s.filling for s in self._slots.values())
+
+    def _top_up(self, key: PoolKey, want: int | None = None) -> None:
+        slot = self._slots.get(key)
+        if slot is None or not self.enabled or slot.failed_until > time.monotonic():
+            return
+        target = max(self.target(key), want or 0)
+        while len(slot.ready) + slot.filling < target:
+            if self._idle_total() >= self.config.max_idle and not self._evict_for(key):
+                return
+            slot.filling += 1
+            self._spawn(self._fill(key, slot, self._generation))
+
+    def _evict_for(self, key: PoolKey) -> bool:
+        """Make room under the global cap by removing an idle container of a less recently used key."""
+        mine = self._slots[key].last_used
+        victims = [(s.last_used, k) for k, s in self._slots.items() if k != key and s.ready and s.last_used < mine]
+        if not victims:
+            return False
+        _, victim = min(victims, key=lambda v: v[0])
+        self._discard(self._slots[victim].ready.pop())
+        return True
+
+    async def _fill(self, key: PoolKey, slot: _Slot, generation: int) -> None:
+        try:
+            warm = await self._create(key.spec())
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            slot.failed_until = time.monotonic() + RETRY_AFTER_FAILURE_S
+            logger.info("the pool cannot prepare a container for %s (%s): those runs go the cold way", key.image, e)
+            return
+        finally:
+            slot.filling -= 1
+        if self._closed or generation != self._generation or self._slots.get(key) is not slot:
+            self._discard(warm)
+        else:
+            slot.ready.append(warm)
+
+    # -- draining --------------------------------------------------------------------------------
+
+    def _drain_stale_limits(self, key: PoolKey) -> None:
+        for other in [k for k in self._slots if k.agent == key.agent and k.limits != key.limits]:
+            self._drop(other)
+
+    def drain(self, agent: str | None = None, *, keep: Callable[[PoolKey], bool] | None = None) -> int:
+        """Remove the idle containers of `agent` (all agents if None) except keys that `keep` accepts."""
+        stale = [k for k in self._slots if (agent is None or k.agent == agent) and not (keep and keep(k))]
+        return sum(self._drop(k) for k in stale)
+
+    def _drop(self, key: PoolKey) -> int:
+        slot = self._slots.pop(key, None)  # fills in flight see the slot gone and discard what they made
+        if slot is None:
+            return 0
+        count = len(slot.ready)
+        while slot.ready:
+            self._discard(slot.ready.popleft())
+        return count
+
+    def _discard(self, warm: Warm) -> None:
+        self._spawn(self._remove(warm.id))
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.ensure_future(self._reap())
+
+    async def _reap(self) -> None:
+        interval = max(0.05, min(self.config.idle_s / 4, MAX_REAP_INTERVAL_S))
+        while self._slots:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for key, slot in list(self._slots.items()):
+                if slot.in_flight == 0 and now - slot.last_used > self.config.idle_s:
+                    self._drop(key)
+                elif len(slot.ready) > self.target(key):
+                    self._discard(slot.ready.pop())  # a key that was busy and calmed down keeps one
+
+    def forget(self) -> None:
+        """The engine removed every pooled container (reconcile after a reconnect): start over."""
+        self._generation += 1
+        for slot in self._slots.values():
+            slot.ready.clear()
+
+    def status(self) -> PoolStatus:
+        return PoolStatus(
+            enabled=self.enabled,
+            idle=sum(len(s.ready) for s in self._slots.values()),
+            filling=sum(s.filling for s in self._slots.values()),
+            keys=len(self._slots),
+            hits=self.hits,
+            misses=self.misses,
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait until no fill or removal is in flight."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop filling and remove every idle container (at exit)."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.settle()  # fills finishing now see `_closed` and discard what they made
+        self.drain()
+        await self.settle()
