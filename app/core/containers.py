@@ -127,7 +127,9 @@ class Containers:
         started = time.time()
         try:
             self._events.emit("run.started", {"agent": agent.name, "image": spec.image, "key": key})
-            full = await self.engine.run_temporary(spec, progress=self._progress(agent, spec.image))
+            full = await self.engine.run_temporary(
+                spec, progress=self._progress(agent, spec.image), on_created=self._announce(agent, spec, key)
+            )
         finally:
             self._admission.release(agent.name, key)
         await self._record(agent, spec, full, started)
@@ -143,6 +145,18 @@ class Containers:
             duration_ms=full.duration_ms,
             truncated=full.truncated or cut_out or cut_err,
         )
+
+    def _announce(self, agent: Agent, spec: RunSpec, key: str) -> Any:
+        """Tell the UI which container serves a run: a pooled one carries no agent label of its own."""
+
+        def report(container_id: str) -> None:
+            command = spec.command if isinstance(spec.command, str) else " ".join(spec.command)
+            self._events.emit(
+                "run.container",
+                {"agent": agent.name, "id": container_id, "image": spec.image, "command": command, "key": key},
+            )
+
+        return report
 
     def _progress(self, agent: Agent, image: str) -> Any:
         def report(message: str) -> None:
