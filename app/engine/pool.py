@@ -96,6 +96,8 @@ class _Slot:
     last_used: float = 0.0
     short_at: float = -1e18  # when demand last outran supply (a miss, or concurrent runs)
     failed_until: float = 0.0
+    peak: int = 0  # the most runs of this key in flight at once, lately
+    peak_at: float = -1e18
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ class WarmPool:
         slot.in_flight += 1
         if slot.in_flight > 1:
             slot.short_at = now
+        if slot.in_flight >= slot.peak or now - slot.peak_at > self.config.idle_s:
+            slot.peak, slot.peak_at = slot.in_flight, now
         self._ensure_reaper()
         if slot.ready:
             self.hits += 1
@@ -169,7 +173,10 @@ class WarmPool:
         if now - slot.last_used > self.config.idle_s:
             return 0
         if now - slot.short_at <= self.config.idle_s:
-            return max(1, self.config.per_key)
+            # Learned from demand: as many as ran at once lately (a burst of 20 keeps up to the global
+            # cap ready), at least `per_key`.
+            peak = slot.peak if now - slot.peak_at <= self.config.idle_s else 0
+            return max(1, self.config.per_key, min(peak, self.config.max_idle))
         return min(1, self.config.per_key)
 
     async def warm(self, spec: ContainerSpec, n: int = 1, timeout_s: float = 60.0) -> PoolKey:

@@ -78,6 +78,24 @@ async def test_a_used_key_keeps_one_ready_and_a_short_one_two() -> None:
     await pool.close()
 
 
+async def test_a_burst_teaches_the_pool_its_size_up_to_the_global_cap() -> None:
+    pool, _ = make_pool(per_key=2, max_idle=8)
+    k = key()
+    for _ in range(5):  # five runs at once, nothing ready: all go cold
+        assert pool.take(k) is None
+    for _ in range(5):
+        pool.done(k)
+    await pool.settle()
+    assert pool.target(k) == 5 and pool.status().idle == 5  # the next burst of five finds them ready
+    for _ in range(12):
+        pool.take(k)
+    for _ in range(12):
+        pool.done(k)
+    await pool.settle()
+    assert pool.target(k) == 8 and pool.status().idle == 8  # never more than the global cap
+    await pool.close()
+
+
 async def test_an_idle_key_drains_after_its_timeout() -> None:
     pool, fake = make_pool(idle_s=0.2)
     k = key()
