@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.application import Application
 from app.errors import BerthError, NotFound
-from app.model import ContainerEvent, ContainerInfo, EngineInfo, Kind
+from app.model import LABEL_POOL_AGENT, ContainerEvent, ContainerInfo, EngineInfo, Kind
 from app.ui.bridge import CoreBridge
 from app.ui.container_model import CONTAINER, RUN, WAITING, ContainerTableModel, row_from_run, waiting_row
 from app.ui.slots import async_slot
@@ -75,6 +75,7 @@ class ContainerFeed(QObject):
         self._refreshing = False
         self._refresh_again = False
         self._pulls: dict[str, float] = {}
+        self._serving: dict[str, dict[str, Any]] = {}  # warm-pool container id -> the run it serves
         self._running = -1
         self._tasks: set[asyncio.Task[Any]] = set()
         self.loaded_once = False
@@ -83,6 +84,7 @@ class ContainerFeed(QObject):
         bridge.containerEvent.connect(self._on_container_event)
         bridge.engineChanged.connect(self._on_engine_changed)
         bridge.runFinished.connect(self._on_run_finished)
+        bridge.runContainer.connect(self._on_run_container)
         bridge.imageProgress.connect(self._on_image_progress)
         bridge.admissionQueued.connect(self._on_queued)
 
@@ -153,12 +155,31 @@ class ContainerFeed(QObject):
             return
         finally:
             self._touched = None
-        wanted = {c.id: c for c in found if c.kind != Kind.POOL and c.id not in self._gone_set}
+        wanted = {c.id: self._shown(c) for c in found if c.id not in self._gone_set}
         for key in self.model.keys(CONTAINER) - set(wanted) - touched:
             self.model.remove(key)
         for info in wanted.values():
             if info.id not in touched:
                 self.model.update_container(self._merge(info))
+
+    def _shown(self, info: ContainerInfo) -> ContainerInfo:
+        """A warm-pool container as the panel shows it: idle under its agent, or as the run it serves."""
+        if info.kind != Kind.POOL:
+            return info
+        run = self._serving.get(info.id)
+        if run is not None:
+            return replace(info, kind=Kind.TEMPORARY, agent=run["agent"], name=run["command"])
+        return replace(info, agent=info.labels.get(LABEL_POOL_AGENT, ""), name="warm, idle")
+
+    def _on_run_container(self, run: dict[str, Any]) -> None:
+        """A run was given a container: a pooled one carries no agent label, so say whose run it is."""
+        cid = str(run.get("id", ""))
+        if not cid:
+            return
+        self._serving[cid] = run
+        if len(self._serving) > 500:
+            self._serving.pop(next(iter(self._serving)))
+        self.inspect_soon(cid)
 
     def _merge(self, listed: ContainerInfo) -> ContainerInfo:
         """The list call gives no memory limit or start time: keep what an earlier inspect found."""
@@ -179,12 +200,13 @@ class ContainerFeed(QObject):
     # -- events ------------------------------------------------------------------------------------
 
     def _on_container_event(self, ev: ContainerEvent) -> None:
-        if ev.kind == str(Kind.POOL) or not ev.id:
+        if not ev.id:
             return
         if self._touched is not None:
             self._touched.add(ev.id)
         if ev.action == "destroy":
             self._forget(ev.id)
+            self._serving.pop(ev.id, None)
             if self.model.remove(ev.id):
                 self._count()
             return
@@ -218,8 +240,8 @@ class ContainerFeed(QObject):
                 except BerthError as e:
                     logger.debug("inspect of %s failed: %s", cid[:12], e)
                 else:
-                    if cid not in self._gone_set and info.kind != Kind.POOL:
-                        self.model.update_container(info)
+                    if cid not in self._gone_set:
+                        self.model.update_container(self._shown(info))
                 if not self._inflight.get(cid):
                     break
         finally:

@@ -315,8 +315,12 @@ class ContainerTableModel(QAbstractTableModel):
     def running(self) -> list[ContainerInfo]:
         return [r.info for r in self._rows if r.running and r.info is not None]
 
+    def pool_count(self) -> int:
+        """Idle warm-pool containers (started ahead of time for the next temporary runs)."""
+        return sum(1 for r in self._rows if r.kind == "pool")
+
     def running_count(self) -> int:
-        return sum(1 for r in self._rows if r.running)
+        return sum(1 for r in self._rows if r.running and r.kind != "pool")
 
     # -- changes -----------------------------------------------------------------------------------
 
@@ -438,6 +442,7 @@ class ContainerFilter(QSortFilterProxyModel):
         self.status = ""
         self.text = ""
         self.show_runs = True
+        self.show_pool = False  # idle warm-pool containers: a group the person opens when curious
 
     def set_filter(self, **changes: Any) -> None:
         self.beginFilterChange()
@@ -456,6 +461,8 @@ class ContainerFilter(QSortFilterProxyModel):
             return True
         row = model.row_at(source_row)
         if row.type == RUN and not self.show_runs:
+            return False
+        if row.kind == "pool" and not self.show_pool:
             return False
         if self.agent and row.agent != self.agent:
             return False

@@ -222,6 +222,11 @@ class ContainerPanel(QWidget):
         self.runs_box = QCheckBox("Finished runs")
         self.runs_box.setChecked(True)
         self.runs_box.setToolTip("Show the recent finished temporary runs, with their exit code and output")
+        self.pool_box = QCheckBox("Warm pool")
+        self.pool_box.setToolTip(
+            "Containers started ahead of time so temporary runs start fast. Each serves one run and is removed "
+            "afterwards; they do not count toward an agent's limits."
+        )
 
         # Actions: one QAction each, shared by the buttons, the context menu and the keyboard.
         self.act_logs = self._action("Logs", "logs", "Ctrl+L", "Open the logs (or a finished run's output)")
@@ -244,6 +249,7 @@ class ContainerPanel(QWidget):
         bar.addWidget(self.kind_box)
         bar.addWidget(self.status_box)
         bar.addWidget(self.runs_box)
+        bar.addWidget(self.pool_box)
 
         actions = QHBoxLayout()
         actions.setSpacing(6)
@@ -307,10 +313,13 @@ class ContainerPanel(QWidget):
             lambda _i: self.proxy.set_filter(status=self.status_box.currentData())
         )
         self.runs_box.toggled.connect(lambda on: self.proxy.set_filter(show_runs=on))
+        self.pool_box.toggled.connect(lambda on: self.proxy.set_filter(show_pool=on))
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(self._double_clicked)
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
+            sig.connect(self._schedule_refresh_view)
+        for sig in (self.model.rowsInserted, self.model.rowsRemoved):  # rows the filter hides count too
             sig.connect(self._schedule_refresh_view)
         self.feed.loaded.connect(self._schedule_refresh_view)
         self.model.dataChanged.connect(lambda *_: self._schedule_summary())
@@ -388,8 +397,10 @@ class ContainerPanel(QWidget):
 
     def _update_summary(self) -> None:
         rows = self.model.rows()
-        containers = [r for r in rows if r.type == CONTAINER]
+        containers = [r for r in rows if r.type == CONTAINER and r.kind != "pool"]
         running = sum(1 for r in containers if r.running)
+        pooled = self.model.pool_count()
+        self.pool_box.setText(f"Warm pool ({pooled})")
         waiting = sum(1 for r in rows if r.type == "waiting")
         parts = [f"{len(containers)} container{'s' if len(containers) != 1 else ''}", f"{running} running"]
         if waiting:

@@ -174,3 +174,34 @@ async def _confirm_box(h: Harness) -> QMessageBox:
 
     await wait_until(visible_box, timeout=3, what="the confirmation")
     return found[0]
+
+
+async def test_warm_pool_is_a_group_of_its_own_and_a_pooled_run_shows_as_the_agents(harness: Harness) -> None:
+    h = harness
+    await h.rpc("containers.run", image=BUSYBOX, command="true")  # the pool learns the key and warms one
+
+    def idle_pool() -> list[str]:
+        return [r.key for r in h.model.rows() if r.kind == "pool"]
+
+    await wait_until(lambda: idle_pool(), timeout=15, what="a warm pool container")
+    row = h.model.get(idle_pool()[0])
+    assert row is not None and row.agent == "demo"
+    await wait_until(lambda: h.panel.pool_box.text() == f"Warm pool ({len(idle_pool())})", what="the pool count")
+    assert h.window.running_label.text() == "0 running"  # idle pool containers are not the agent's
+    hidden = {h.panel.proxy.index(r, COL_NAME).data() for r in range(h.panel.proxy.rowCount())}
+    assert "warm, idle" not in hidden
+    h.panel.pool_box.setChecked(True)
+    assert "warm, idle" in shown_names(h)
+    h.panel.pool_box.setChecked(False)
+
+    await wait_until(lambda: (st := h.app.engine.pool.status()).idle >= 1 and not st.filling, what="a ready one")
+    warm = set(idle_pool())
+    task = asyncio.ensure_future(h.rpc("containers.run", image=BUSYBOX, command="sleep 2; echo pooled"))
+
+    def serving() -> list[str]:
+        return [k for k in warm if (r := h.model.get(k)) is not None and r.kind == "temporary"]
+
+    await wait_until(serving, timeout=10, what="the pooled run")
+    served = h.model.get(serving()[0])
+    assert served is not None and served.agent == "demo" and "sleep 2" in served.name
+    assert (await task)["stdout"] == "pooled\n"
