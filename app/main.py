@@ -17,6 +17,7 @@ import sys
 
 from app.config import Paths
 from app.core.application import Application
+from app.instance import InstanceLock
 from app.rpc.mcp import McpEndpoint
 from app.rpc.methods import Dispatcher
 from app.rpc.server import RpcServer
@@ -95,12 +96,12 @@ def remove_endpoint(paths: Paths) -> None:
 
 async def _serve(paths: Paths, rpc_port: int | None) -> None:
     runtime = Runtime(Application(paths, rpc_port=rpc_port))
-    await runtime.start()
-    print(f"berth: serving {runtime.rpc.url}/rpc and /mcp (data: {paths.data_dir})", file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before start: a signal once endpoint.json exists stops cleanly
         loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    print(f"berth: serving {runtime.rpc.url}/rpc and /mcp (data: {paths.data_dir})", file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
@@ -109,8 +110,13 @@ async def _serve(paths: Paths, rpc_port: int | None) -> None:
 
 
 def serve(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> int:
-    setup_logging(paths, verbose=verbose)
-    asyncio.run(_serve(paths, rpc_port))
+    lock = InstanceLock(paths)  # one server per data dir: a second would fight the first over its containers
+    if not lock.acquire():
+        print(lock.refusal(), file=sys.stderr)
+        return 1
+    with lock:
+        setup_logging(paths, verbose=verbose)
+        asyncio.run(_serve(paths, rpc_port))
     return 0
 
 

@@ -13,33 +13,139 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import demo_data
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 from qasync import QEventLoop
 
 from app.config import Paths
 from app.core.application import Application
 from app.main import Runtime, setup_logging
+from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog
 from app.ui.container_model import CONTAINER, RUN
 from app.ui.desktop import Desktop, make_qapp
+from app.ui.token_dialog import TokenDialog
 
 IMPORT = "/usr/bin/import"
 
 
 async def shot(out: Path, name: str, widget: QWidget) -> None:
-    await asyncio.sleep(0.6)  # let it paint
-    QApplication.processEvents()
+    await asyncio.sleep(0.6)  # let it paint (no processEvents() here: it would run other tasks inside this one)
     path = out / f"{name}.png"
     if os.environ.get("DISPLAY") and os.access(IMPORT, os.X_OK):
         await asyncio.to_thread(subprocess.run, [IMPORT, "-window", "root", str(path)], check=True)
     else:
         widget.grab().save(str(path))
     print(f"saved {path}", flush=True)
+
+
+async def until(predicate: Any, limit_s: float = 10.0) -> None:
+    end = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError("the screenshot driver waited too long")
+        await asyncio.sleep(0.05)
+
+
+def dialog_of(widgets: list[Any], kind: type) -> Any:
+    return next((d for d in widgets if isinstance(d, kind) and d.isVisible()), None)
+
+
+async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
+    """The Approval Queue (with a hidden character), the tray notification, Agent Settings, Settings."""
+    app, window, wiring = desktop.app, desktop.window, desktop.wiring
+    folder = data_dir / "project"
+    folder.mkdir(exist_ok=True)
+    (folder / "notes.txt").write_text("meeting notes\n")
+    wiring.notifier.paused = True  # the demo's requests would each pop up a notification over the window
+    ids = await demo_data.populate_approvals(app, str(folder))
+    queue = wiring.queue
+    await until(lambda: queue.pending_model.rowCount() == 3)
+
+    window.show_view("approvals")
+    queue.select_request(ids["hidden"])
+    await shot(out, "08-approvals-hidden-character", window)
+    queue.select_request(ids["build"])
+    await queue.open_trust()
+    await shot(out, "08b-approvals-trust", window)
+    queue.detail.trust.hide()
+    queue.select_request(ids["multi"])
+    await shot(out, "08c-approvals-multiline", window)
+    queue.select_request(ids["approved"])
+    await shot(out, "08d-approvals-history", window)
+    queue.select_request(ids["expired"])
+    await shot(out, "08e-approvals-expired", window)
+
+    # A new request while the window is in the background: the tray's notification.
+    window.show_view("containers")
+    window.showMinimized()
+    wiring.notifier.paused = False
+    await asyncio.sleep(0.5)
+    await app.approvals.request("web-builder", "make deploy ENV=staging", str(folder), 60, 0)
+    await asyncio.sleep(1.0)
+    await shot(out, "12-tray-notification", window)
+    if wiring.tray is not None and os.environ.get("DISPLAY"):
+        wiring.tray.icon.hide()  # dismiss the balloon, then a close-up of the tray with the marked icon
+        wiring.tray.icon.show()
+        window.hide()  # no window manager here: the window would cover the tray
+        await asyncio.sleep(0.8)
+        full, close_up = out / "12a-screen.png", out / "12a-tray-icon-pending.png"
+        await asyncio.to_thread(subprocess.run, [IMPORT, "-window", "root", str(full)], check=True)
+        scale = ["/usr/bin/convert", str(full), "-crop", "160x34+1120+0", "+repage", "-scale", "300%", str(close_up)]
+        await asyncio.to_thread(subprocess.run, scale, check=True)
+        full.unlink()
+        print(f"saved {close_up}", flush=True)
+    if wiring.tray is not None and wiring.notifier.sent:
+        wiring.show_request(wiring.notifier.last_request)  # as a click on the notification does
+    else:
+        window.showNormal()
+    await shot(out, "12b-after-notification-click", window)
+
+    agents = wiring.agents
+    window.show_view("agents")
+    await agents.reload()
+    await agents.refresh_usage()
+    agents.select("research-bot")
+    await shot(out, "09-agents", window)
+
+    task = agents.add_agent()
+    add = None
+    await until(lambda: dialog_of(agents.dialogs, AddAgentDialog) is not None)
+    add = dialog_of(agents.dialogs, AddAgentDialog)
+    add.name.setText("claude")
+    await shot(out, "09b-add-agent", window)
+    add.add_button.click()
+    await task
+    await until(lambda: dialog_of(agents.dialogs, TokenDialog) is not None)
+    token_dialog = dialog_of(agents.dialogs, TokenDialog)
+    await shot(out, "09c-agent-token", window)
+    token_dialog.close()
+
+    agents.select("web-builder")
+    edit = agents.edit_selected()
+    await until(lambda: dialog_of(agents.dialogs, AgentSettingsDialog) is not None)
+    settings = dialog_of(agents.dialogs, AgentSettingsDialog)
+    await shot(out, "09d-agent-settings-limits", window)
+    settings.tabs.setCurrentIndex(1)
+    settings.patterns.try_command.setText("git status --short")
+    await shot(out, "09e-agent-settings-patterns", window)
+    settings.reject()
+    await edit
+
+    dialog = wiring.open_settings()
+    await asyncio.sleep(1.0)
+    await shot(out, "11-settings", window)
+    dialog.tabs.setCurrentIndex(1)
+    dialog.patterns.pattern.setText("pytest *")
+    await shot(out, "11b-settings-patterns", window)
+    dialog.reject()
+    await asyncio.sleep(0.2)
 
 
 async def main(out: Path, data_dir: Path, keep: bool) -> None:
@@ -90,12 +196,7 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
         await shot(out, "07-containers-no-match", window)
         panel.clear_filter()
 
-        window.show_view("approvals")
-        window.set_badge("approvals", 2)
-        await shot(out, "08-approvals", window)
-        window.set_badge("approvals", 0)
-        window.show_view("agents")
-        await shot(out, "09-agents", window)
+        await part_two(out, desktop, data_dir)
         window.show_view("containers")
         assert any(r.type == CONTAINER for r in desktop.model.rows())
     finally:

@@ -1,7 +1,9 @@
 """Core events as Qt signals: the one place where the Qt-free core's EventBus meets the widgets.
 
 The core emits on the event loop's thread, which under qasync is the GUI thread, so the signals
-are emitted directly (no queued hop) and arrive in the order the core published them.
+are emitted directly (no queued hop) and arrive in the order the core published them. A few core
+calls made through `asyncio.to_thread` (adding an agent, a trusted pattern) emit from a worker
+thread: Qt's automatic connection then queues the signal to the GUI thread.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ class CoreBridge(QObject):
     containerEvent = Signal(object)  # app.model.ContainerEvent
     engineChanged = Signal(object)  # app.model.EngineInfo
     runStarted = Signal(object)  # {"agent", "image", "key"}
+    runContainer = Signal(object)  # {"agent", "id", "image", "command", "key"}: the container serving a run
     runFinished = Signal(object)  # run id in the store
     admissionQueued = Signal(str)  # agent name
     imageProgress = Signal(object)  # {"agent", "image", "message"}
     agentsChanged = Signal()
     approvalEvent = Signal(str, object)  # topic ("approval.pending", ...), the request
+    patternsChanged = Signal(object)  # the trusted pattern added or removed
 
     def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -36,6 +40,7 @@ class CoreBridge(QObject):
             "container.event": self.containerEvent,
             "engine.changed": self.engineChanged,
             "run.started": self.runStarted,
+            "run.container": self.runContainer,
             "run.finished": self.runFinished,
             "image.progress": self.imageProgress,
         }.get(topic)
@@ -47,6 +52,8 @@ class CoreBridge(QObject):
             self.agentsChanged.emit()
         elif topic.startswith("approval."):
             self.approvalEvent.emit(topic, data)
+        elif topic == "patterns.changed":
+            self.patternsChanged.emit(data)
 
     def close(self) -> None:
         self._unsubscribe()

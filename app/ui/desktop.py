@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -30,7 +29,9 @@ from app.ui.container_model import ContainerTableModel
 from app.ui.container_panel import ContainerPanel
 from app.ui.main_window import MainWindow
 from app.ui.resources import icon, style_sheet
+from app.ui.single_instance import SingleInstance
 from app.ui.slots import async_slot
+from app.ui.wiring import DesktopWiring
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,12 @@ class Desktop(QObject):
         self._started = False
 
         self.bridge.engineChanged.connect(self.window.set_engine)
-        self.bridge.approvalEvent.connect(self._approvals_changed)
         self.feed.runningCountChanged.connect(self.window.set_running)
         self.feed.error.connect(self.window.show_message)
         self.window.banner.retryRequested.connect(self.retry)
         self.window.quitRequested.connect(self.quit)
+        # Part 2: Approval Queue, Agent Settings, Settings, tray and notifications (app/ui/wiring.py).
+        self.wiring = DesktopWiring(self)
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -81,9 +83,10 @@ class Desktop(QObject):
             self.window.set_rpc(None, "no RPC server in this window")
         self._started = True
         self.feed.start()
-        await self._approvals_changed("", None)
+        self.wiring.start()
 
     async def stop(self) -> None:
+        self.wiring.stop()
         self.feed.stop()
         for w in list(self.panel.logs_windows):
             w.close()
@@ -143,7 +146,7 @@ class Desktop(QObject):
         timer.timeout.connect(lambda: None)
         timer.start(500)
 
-    # -- engine and approvals ----------------------------------------------------------------------
+    # -- engine --------------------------------------------------------------------------------------
 
     @async_slot()
     async def retry(self) -> None:
@@ -167,19 +170,6 @@ class Desktop(QObject):
         finally:
             banner.set_checking(False)
 
-    @async_slot(str, object)
-    async def _approvals_changed(self, _topic: str, _data: Any) -> None:
-        """Badge on the Approvals button: how many requests wait (part 2 fills in the view)."""
-        approvals = getattr(self.app, "approvals", None)
-        if approvals is None or not hasattr(approvals, "list"):
-            return
-        try:
-            pending = await asyncio.to_thread(approvals.list, "pending")
-        except Exception:
-            logger.exception("could not count pending approvals")
-            return
-        self.window.set_badge("approvals", len(pending))
-
 
 def make_qapp() -> QApplication:
     os.environ.setdefault("QT_API", "pyside6")
@@ -188,7 +178,7 @@ def make_qapp() -> QApplication:
     qapp.setApplicationName("berth")
     qapp.setApplicationDisplayName("Berth")
     qapp.setOrganizationName("Berth")
-    qapp.setDesktopFileName("berth")
+    qapp.setDesktopFileName("io.github.berth.Berth")
     qapp.setWindowIcon(icon("berth"))
     qapp.setStyleSheet(style_sheet())
     qapp.setQuitOnLastWindowClosed(False)
@@ -200,6 +190,9 @@ def run(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> 
     t0 = time.monotonic()
     setup_logging(paths, verbose=verbose)
     qapp = make_qapp()
+    guard = SingleInstance(paths)  # a second `berth` on this data dir raises the first one's window instead
+    if not guard.claim():
+        return guard.exit_code
     crash.install(paths.log_dir / "berth.log")
     application = Application(paths, rpc_port=rpc_port)
     loop = QEventLoop(qapp)

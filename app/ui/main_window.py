@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model import EngineInfo
+from app.ui.about import AboutDialog
 from app.ui.container_panel import ContainerPanel, EmptyState
 from app.ui.engine_banner import EngineBanner
 from app.ui.resources import icon
@@ -84,6 +85,7 @@ class NavButton(QToolButton):
 class MainWindow(QMainWindow):
     quitRequested = Signal()
     viewChanged = Signal(str)
+    close_to_tray = False  # set by app.ui.wiring when the desktop has a system tray
 
     def __init__(self, panel: ContainerPanel, settings_path: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -168,6 +170,8 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quitRequested)
         self.addAction(quit_action)
+        self.about_action = self.menuBar().addMenu("&Help").addAction("&About Berth")
+        self.about_action.triggered.connect(self.show_about)
         panel.message.connect(self.show_message)
 
         self._restore()
@@ -199,6 +203,12 @@ class MainWindow(QMainWindow):
 
     def set_badge(self, key: str, count: int) -> None:
         self.nav[key].set_count(count)
+
+    def show_about(self) -> AboutDialog:
+        dialog = AboutDialog(self.panel.app, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     # -- status ------------------------------------------------------------------------------------
 
@@ -251,7 +261,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_state()
         event.accept()
-        QTimer.singleShot(0, self.quitRequested.emit)
+        if not self.close_to_tray:  # with a tray icon (part 2), closing keeps Berth running there
+            QTimer.singleShot(0, self.quitRequested.emit)
 
     def keep(self, obj: Any) -> None:
         """Hold a reference for the window's lifetime (helper objects owned by nobody else)."""

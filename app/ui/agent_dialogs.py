@@ -1,0 +1,325 @@
+"""Agent Settings dialogs: add an agent, edit one (limits, workspace, trusted patterns), remove one.
+
+Dialogs are opened with `open()` and awaited as futures (never `exec()` inside an asyncio task).
+Limits are saved with `Agents.set_limits` in a thread; admission control reads an agent's limits at
+each request, so they apply to the next container at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.agents import validate_name
+from app.core.application import Application
+from app.errors import BerthError
+from app.model import Agent, Limits, MiB
+from app.ui.patterns_editor import PatternsEditor
+from app.ui.resources import icon
+from app.ui.slots import async_slot
+
+logger = logging.getLogger(__name__)
+
+
+async def run_dialog(dialog: QDialog) -> int:
+    """Open `dialog` (window-modal, no nested loop) and await its result code."""
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def finished(result: int) -> None:
+        if not done.done():
+            done.set_result(result)
+
+    dialog.finished.connect(finished)
+    dialog.open()
+    return await done
+
+
+class LimitsForm(QWidget):
+    """CPU quota, memory cap, container count, what happens at the limit, queue timeout, network."""
+
+    def __init__(self, limits: Limits, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.cpus = QDoubleSpinBox()
+        self.cpus.setObjectName("cpus")
+        self.cpus.setRange(0.05, 1024)
+        self.cpus.setDecimals(2)
+        self.cpus.setSingleStep(0.25)
+        self.cpus.setSuffix(" CPUs")
+        self.memory = QSpinBox()
+        self.memory.setObjectName("memory")
+        self.memory.setRange(8, 1024 * 1024)
+        self.memory.setSingleStep(128)
+        self.memory.setSuffix(" MiB")
+        self.max_containers = QSpinBox()
+        self.max_containers.setObjectName("maxContainers")
+        self.max_containers.setRange(1, 1000)
+        self.at_limit = QComboBox()
+        self.at_limit.setObjectName("atLimit")
+        self.at_limit.addItem("Queue the request (first come, first served)", "queue")
+        self.at_limit.addItem("Reject the request at once", "reject")
+        self.queue_timeout = QSpinBox()
+        self.queue_timeout.setObjectName("queueTimeout")
+        self.queue_timeout.setRange(0, 86400)
+        self.queue_timeout.setSuffix(" s")
+        self.network = QCheckBox("Allow network access (services may publish ports on 127.0.0.1)")
+        self.network.setObjectName("network")
+        form = QFormLayout(self)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form.addRow("CPU quota:", self._with_hint(self.cpus, "for all of the agent's containers together"))
+        form.addRow("Memory:", self._with_hint(self.memory, "for each container"))
+        form.addRow("Containers:", self._with_hint(self.max_containers, "at most, running at once"))
+        form.addRow("At the limit:", self.at_limit)
+        form.addRow("Queue timeout:", self._with_hint(self.queue_timeout, "a queued request gives up after this"))
+        form.addRow("", self.network)
+        self.at_limit.currentIndexChanged.connect(
+            lambda _i: self.queue_timeout.setEnabled(self.at_limit.currentData() == "queue")
+        )
+        self.set_limits(limits)
+
+    @staticmethod
+    def _with_hint(field: QWidget, hint: str) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(field)
+        label = QLabel(hint)
+        label.setObjectName("hint")
+        row.addWidget(label)
+        row.addStretch(1)
+        return box
+
+    def set_limits(self, limits: Limits) -> None:
+        self.cpus.setValue(limits.cpus)
+        self.memory.setValue(max(8, limits.memory // MiB))
+        self.max_containers.setValue(limits.max_containers)
+        self.at_limit.setCurrentIndex(max(0, self.at_limit.findData(limits.at_limit)))
+        self.queue_timeout.setValue(int(limits.queue_timeout_s))
+        self.queue_timeout.setEnabled(limits.at_limit == "queue")
+        self.network.setChecked(limits.network)
+
+    def limits(self) -> Limits:
+        return Limits(
+            cpus=round(self.cpus.value(), 2),
+            memory=self.memory.value() * MiB,
+            max_containers=self.max_containers.value(),
+            at_limit=self.at_limit.currentData(),
+            queue_timeout_s=float(self.queue_timeout.value()),
+            network=self.network.isChecked(),
+        )
+
+
+class AddAgentDialog(QDialog):
+    """A name and limits; `Add` stays disabled until the name is valid."""
+
+    def __init__(self, taken: set[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("addAgentDialog")
+        self.setWindowTitle("Add an agent")
+        self.taken = taken
+        self.name = QLineEdit()
+        self.name.setObjectName("agentName")
+        self.name.setPlaceholderText("e.g. claude, research-bot")
+        self.name_hint = QLabel("Lower-case letters, digits, - and _ (at most 32).")
+        self.name_hint.setObjectName("hint")
+        self.form = LimitsForm(Limits())
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.add_button = self.buttons.addButton("Add agent", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.add_button.setObjectName("primary")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        top = QFormLayout()
+        top.addRow("Name:", self.name)
+        top.addRow("", self.name_hint)
+        limits = QGroupBox("Limits (you can change them later)")
+        QVBoxLayout(limits).addWidget(self.form)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(limits)
+        layout.addWidget(self.buttons)
+        self.name.textChanged.connect(self._check)
+        self._check("")
+
+    def _check(self, text: str) -> None:
+        ok = False
+        if not text:
+            self.name_hint.setText("Lower-case letters, digits, - and _ (at most 32).")
+            self.name_hint.setStyleSheet("")
+        elif text in self.taken:
+            self.name_hint.setText(f"There is already an agent named {text}.")
+            self.name_hint.setStyleSheet("color: #b3261e;")
+        else:
+            try:
+                validate_name(text)
+                ok = True
+                self.name_hint.setText("Berth makes a token and a workspace folder for it.")
+                self.name_hint.setStyleSheet("")
+            except BerthError as e:
+                self.name_hint.setText(e.message.removeprefix("name: "))
+                self.name_hint.setStyleSheet("color: #b3261e;")
+        self.add_button.setEnabled(ok)
+
+
+class AgentSettingsDialog(QDialog):
+    """One agent: limits (saved with Save), workspace folder, trusted patterns (saved at once)."""
+
+    def __init__(self, app: Application, agent: Agent, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("agentSettings")
+        self.setWindowTitle(f"Agent settings — {agent.name}")
+        self.app = app
+        self.agent = agent
+        self.form = LimitsForm(agent.limits)
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #b3261e;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        limits_page = QWidget()
+        lp = QVBoxLayout(limits_page)
+        lp.addWidget(self.form)
+        note = QLabel("Changes apply to the agent's next containers; running ones keep the limits they started with.")
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        lp.addWidget(note)
+        lp.addWidget(self.error)
+        lp.addStretch(1)
+
+        self.workspace_path = app.workspaces.path(agent.name)
+        ws_page = QWidget()
+        wp = QVBoxLayout(ws_page)
+        ws_text = QLabel(
+            "The agent's files live in this folder on your computer. It is mounted at <b>/workspace</b> in "
+            "each of its containers: put inputs here, find results here."
+        )
+        ws_text.setWordWrap(True)
+        self.ws_label = QLineEdit(str(self.workspace_path))
+        self.ws_label.setReadOnly(True)
+        self.open_ws = QPushButton(icon("folder"), "Open in file manager")
+        self.open_ws.clicked.connect(self.open_workspace)
+        row = QHBoxLayout()
+        row.addWidget(self.ws_label, 1)
+        row.addWidget(self.open_ws)
+        wp.addWidget(ws_text)
+        wp.addLayout(row)
+        wp.addStretch(1)
+
+        self.patterns = PatternsEditor(app, agent.name)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(limits_page, "Limits")
+        self.tabs.addTab(self.patterns, "Trusted commands")
+        self.tabs.addTab(ws_page, "Workspace")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.save_button = self.buttons.addButton("Save limits", QDialogButtonBox.ButtonRole.ApplyRole)
+        self.save_button.setObjectName("primary")
+        self.save_button.clicked.connect(lambda: self.save())
+        self.buttons.rejected.connect(self.reject)
+        self.tabs.currentChanged.connect(lambda i: self.save_button.setVisible(i == 0))  # patterns save at once
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.buttons)
+        self.resize(700, 520)
+
+    def open_workspace(self) -> bool:
+        self.workspace_path.mkdir(parents=True, exist_ok=True)
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.workspace_path)))
+
+    @async_slot()
+    async def save(self) -> Agent | None:
+        limits = self.form.limits()
+        self.save_button.setEnabled(False)
+        try:
+            agent = await asyncio.to_thread(
+                self.app.agents.set_limits,
+                self.agent.name,
+                cpus=limits.cpus,
+                memory=limits.memory,
+                max_containers=limits.max_containers,
+                at_limit=limits.at_limit,
+                queue_timeout_s=limits.queue_timeout_s,
+                network=limits.network,
+            )
+        except BerthError as e:
+            self.error.setText(f"Not saved: {e.message}")
+            self.error.show()
+            return None
+        finally:
+            self.save_button.setEnabled(True)
+        self.error.hide()
+        self.agent = agent
+        self.save_button.setText("Saved ✓")
+        return agent
+
+
+class RemoveAgentDialog(QDialog):
+    """Asks what to do with the agent's containers and its workspace folder before removing it."""
+
+    def __init__(self, agent: str, containers: int, workspace: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("removeAgentDialog")
+        self.setWindowTitle(f"Remove {agent}")
+        text = QLabel(f"Remove the agent <b>{agent}</b>? Its token stops working at once and its trusted patterns go.")
+        text.setWordWrap(True)
+        self.remove_containers = QRadioButton(
+            f"Stop and remove its {containers} container{'s' if containers != 1 else ''}"
+            if containers
+            else "Stop and remove its containers (it has none now)"
+        )
+        self.remove_containers.setObjectName("removeContainers")
+        self.keep_containers = QRadioButton("Leave them (they stay in the Container Panel until you remove them)")
+        self.keep_containers.setObjectName("keepContainers")
+        self.remove_containers.setChecked(True)
+        containers_box = QGroupBox("Its containers")
+        cl = QVBoxLayout(containers_box)
+        cl.addWidget(self.remove_containers)
+        cl.addWidget(self.keep_containers)
+        g1 = QButtonGroup(self)
+        g1.addButton(self.remove_containers)
+        g1.addButton(self.keep_containers)
+
+        self.keep_workspace = QRadioButton(f"Keep the folder {workspace}")
+        self.keep_workspace.setObjectName("keepWorkspace")
+        self.delete_workspace = QRadioButton("Delete the folder and every file in it")
+        self.delete_workspace.setObjectName("deleteWorkspace")
+        self.keep_workspace.setChecked(True)
+        ws_box = QGroupBox("Its workspace")
+        wl = QVBoxLayout(ws_box)
+        wl.addWidget(self.keep_workspace)
+        wl.addWidget(self.delete_workspace)
+        g2 = QButtonGroup(self)
+        g2.addButton(self.keep_workspace)
+        g2.addButton(self.delete_workspace)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.remove_button = buttons.addButton("Remove agent", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.remove_button.setObjectName("danger")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setDefault(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(text)
+        layout.addWidget(containers_box)
+        layout.addWidget(ws_box)
+        layout.addWidget(buttons)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)

@@ -1,0 +1,103 @@
+"""The tray under a real X server (Xvfb) with a tray host (trayer): icon, notification, window on activation.
+
+`make test` installs Xvfb and trayer (Debian). Where Xvfb cannot start, the test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_display() -> int:
+    n = 140
+    while Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
+        n += 1
+    return n
+
+
+@pytest.fixture
+def x_with_tray(tmp_path: Path) -> Iterator[str]:
+    xvfb, trayer = shutil.which("Xvfb"), shutil.which("trayer")
+    if not xvfb or not trayer:
+        missing = " and ".join(n for n, p in (("Xvfb", xvfb), ("trayer", trayer)) if not p)
+        reason = f"{missing} not installed (make test installs them: apt-get install xvfb trayer)"
+        print(f"SKIP tray test: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    n = _free_display()
+    display = f":{n}"
+    log = (tmp_path / "xvfb.log").open("w")
+    server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], stderr=log)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            reason = f"Xvfb could not start on {display}: {(tmp_path / 'xvfb.log').read_text()[-300:]}"
+            print(f"SKIP tray test: {reason}", file=sys.stderr)
+            pytest.skip(reason)
+        time.sleep(0.05)
+    env = {**os.environ, "DISPLAY": display}
+    tray = subprocess.Popen(
+        [trayer, "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "120", "--height", "32"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield display
+    finally:
+        for p in (tray, server):
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        log.close()
+
+
+@pytest.mark.timeout(120)
+def test_tray_icon_notification_and_activation(x_with_tray: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DISPLAY": x_with_tray,
+        "QT_QPA_PLATFORM": "xcb",
+        "QT_API": "pyside6",
+        "PYTHONPATH": str(ROOT),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)  # Qt's own balloon, not a desktop notification service
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("tray_probe.py"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["tray_available"], "trayer runs but Qt sees no system tray"
+    assert found["tray_made"] and found["icon_visible"] and found["icon_geometry"]
+    # With a tray, closing the window keeps Berth running.
+    assert found["close_to_tray"] and found["window_hidden"] and not found["quit_after_close"]
+    # A new request: a notification naming the agent and the start of the command, through the tray.
+    assert found["notified"], found
+    title, body = found["message"]
+    assert "tray-agent" in title and body.startswith("echo from the tray test")
+    assert found["sent"] == ["tray"]
+    assert found["pending_icon"] and found["menu_count"].startswith("1 command waiting")
+    # Activating the notification brings the window to that request; the menu and a click open it too.
+    assert found["window_after_message"] and found["view_after_message"] == "approvals"
+    assert found["selected_after_message"]
+    assert found["window_after_open_action"] and found["window_after_click"]
+    assert found["plain_icon_again"]
