@@ -121,13 +121,29 @@ def serve(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -
 
 
 def run_desktop(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> int:
-    """`berth` with no command: the desktop app (its window lives in app.ui, imported only here)."""
+    """`berth` with no command: the desktop app (its window lives in app.ui, imported only here).
+
+    With no screen to show it on (a server, an SSH session), Berth says so and serves headless instead of
+    letting Qt abort.
+    """
+    if not has_display():
+        print(
+            "berth: no display here (DISPLAY and WAYLAND_DISPLAY are unset); running headless, as `berth serve`",
+            file=sys.stderr,
+        )
+        return serve(paths, rpc_port, verbose=verbose)
     try:
         from app.ui.desktop import run  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        print(
-            "berth: the desktop window is not part of this build yet; running headless (berth serve)", file=sys.stderr
-        )
+    except ImportError as e:
+        print(f"berth: the desktop window cannot load ({e}); running headless, as `berth serve`", file=sys.stderr)
         return serve(paths, rpc_port, verbose=verbose)
     result: int = run(paths, rpc_port, verbose=verbose)
     return result
+
+
+def has_display() -> bool:
+    """Whether a window can be shown: always on macOS and Windows; on Linux an X or Wayland display, or a
+    Qt platform chosen explicitly (e.g. offscreen)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
