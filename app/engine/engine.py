@@ -85,6 +85,7 @@ class Engine:
         self._stats = StatsReader(self.conn)
         self._detected = False
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._in_use: set[str] = set()  # names/ids of temporary containers this process is running now
         self._poolable: dict[str, bool] = {}
         self.pool = WarmPool(self._create_idle, self._remove_idle, pool or PoolConfig(enabled=False))
 
@@ -257,6 +258,7 @@ class Engine:
         name = f"tmp-{secrets.token_hex(5)}"
         started = time.monotonic()
         stdin = spec.stdin.encode() if isinstance(spec.stdin, str) else spec.stdin
+        self._in_use.add(self.full_name(spec.agent, name))
         create = asyncio.ensure_future(
             self._create(
                 spec, kind=Kind.TEMPORARY, name=name, command=argv, stdin_open=stdin is not None, progress=progress
@@ -268,6 +270,7 @@ class Engine:
                 on_created(cid)
             return await self._run_created(cid, spec, stdin, started)
         finally:
+            self._in_use.discard(self.full_name(spec.agent, name))
             self._spawn_cleanup(self._remove_after(create, self.full_name(spec.agent, name)))
 
     async def _run_created(self, cid: str, spec: RunSpec, stdin: bytes | None, started: float) -> RunResult:
@@ -337,6 +340,7 @@ class Engine:
                 )["Id"]
                 return exec_id, api.exec_start(exec_id, socket=True)
 
+            self._in_use.add(warm.id)
             try:
                 exec_id, sock = await self.conn.call(create_and_start)
             except (NotFound, Conflict) as e:
@@ -360,6 +364,7 @@ class Engine:
             exit_code = 137 if timed_out and (code is None or state.get("Running")) else code
             oom = exit_code == 137 and not timed_out and await self._oom_killed(warm.id)
         finally:
+            self._in_use.discard(warm.id)
             self._spawn_cleanup(self._remove_idle(warm.id))
         return RunResult(
             id=warm.id,
@@ -643,11 +648,14 @@ class Engine:
         return watch_events(self.conn, self.instance)
 
     async def reconcile(self) -> list[str]:
-        """At start: remove leftover temporary and pool containers (a crash left them); keep services."""
+        """At start (and when the engine comes back): remove leftover temporary and pool containers that a
+        crash left behind; keep services, and the temporary runs this process is running right now."""
         self.pool.forget()
         removed: list[str] = []
         for kind in (Kind.TEMPORARY, Kind.POOL):
             for c in await self.list_containers({LABEL_KIND: str(kind)}):
+                if c.id in self._in_use or c.full_name in self._in_use:
+                    continue
                 try:
                     await self.conn.call(lambda cid=c.id: self.conn.api.remove_container(cid, force=True))
                     removed.append(c.id)

@@ -222,3 +222,17 @@ async def test_unreachable_engine_fails_fast_with_a_hint() -> None:
         assert time.monotonic() - started < 5
     finally:
         await e.aclose()
+
+
+async def test_reconcile_on_reconnect_keeps_runs_in_flight(engine: Engine, instance: str) -> None:
+    """The engine's event stream dropped and Berth reconciles: its own running temporaries must survive."""
+    created = asyncio.Event()
+    task = asyncio.create_task(
+        engine.run_temporary(
+            RunSpec(agent="t", image=BUSYBOX, command="sleep 1; echo survived"), on_created=lambda _cid: created.set()
+        )
+    )
+    await asyncio.wait_for(created.wait(), 30)
+    assert await engine.reconcile() == []
+    r = await task
+    assert r.stdout == "survived\n"
