@@ -39,8 +39,11 @@ ui-deps:
 		fi; \
 	fi
 
+# The desktop tests run in a process of their own: Qt and qasync keep process-wide state (the
+# QApplication, loops bound to it) that the other suites' subprocesses and loops should not share.
 test: setup ui-deps validate-desktop
-	$(PY) -m pytest
+	$(PY) -m pytest --ignore=tests/ui
+	$(PY) -m pytest tests/ui
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app tests bench

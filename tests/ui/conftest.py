@@ -88,12 +88,3 @@ async def harness(instance: str, tmp_path: Path, qapp: QApplication) -> AsyncIte
         desktop.window.close()
         desktop.window.deleteLater()
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """UI tests that drive the real app may meet a known flake once (an async fixture's qasync loop and the
-    test's loop differing after other suites ran in the same session: the app's event watcher then fails
-    with "bound to a different event loop"). They are retried up to twice and the retry is reported; each
-    retry still asserts everything."""
-    for item in items:
-        if "tests/ui/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
