@@ -7,7 +7,6 @@ to the running app through its RPC port with the owner token. Nothing here impor
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -243,7 +242,3 @@ def _trust(paths: Paths, args: argparse.Namespace) -> int:
         approvals.remove_pattern(args.id)
         print(f"removed pattern {args.id}")
     return 0
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2))

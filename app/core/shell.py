@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from app.capped import CappedBuffer
 from app.errors import InvalidParams
 from app.model import OUTPUT_CAP
 
@@ -67,29 +68,7 @@ class ShellResult:
         )
 
 
-class _Capped:
-    """Keeps the first `cap` bytes of a stream and remembers whether more arrived."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.truncated = False
-
-    def add(self, data: bytes) -> None:
-        room = self.cap - self.size
-        if len(data) > room:
-            self.truncated = True
-            data = data[: max(room, 0)]
-        if data:
-            self.parts.append(data)
-            self.size += len(data)
-
-    def text(self) -> str:
-        return b"".join(self.parts).decode("utf-8", errors="replace")
-
-
-async def _pump(stream: asyncio.StreamReader | None, buf: _Capped) -> None:
+async def _pump(stream: asyncio.StreamReader | None, buf: CappedBuffer) -> None:
     """Read a pipe to its end, keeping what fits in `buf` and discarding the rest."""
     if stream is None:
         return
@@ -143,7 +122,7 @@ class ShellRunner:
             start_new_session=True,  # its own session and process group, so killpg reaches every child
         )
         pid = transport.get_pid()
-        out, err = _Capped(output_cap), _Capped(output_cap)
+        out, err = CappedBuffer(output_cap), CappedBuffer(output_cap)
         readers = [asyncio.create_task(_pump(protocol.stdout, out)), asyncio.create_task(_pump(protocol.stderr, err))]
         timed_out = False
         try:

@@ -8,31 +8,11 @@ from typing import Any
 
 from docker.utils.socket import frames_iter
 
+from app.capped import CappedBuffer
+
 STDOUT, STDERR = 1, 2
 
-
-class CappedBuffer:
-    """Keeps at most `cap` bytes; remembers whether more arrived."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._parts: list[bytes] = []
-        self.size = 0
-        self.truncated = False
-
-    def add(self, data: bytes) -> bool:
-        """Append; return False once the cap is reached (the caller may stop reading)."""
-        room = self.cap - self.size
-        if len(data) > room:
-            self.truncated = True
-            data = data[:room]
-        if data:
-            self._parts.append(data)
-            self.size += len(data)
-        return not self.truncated
-
-    def text(self) -> str:
-        return b"".join(self._parts).decode("utf-8", errors="replace")
+__all__ = ["CappedBuffer", "raw_socket", "read_capped", "read_multiplexed", "send_stdin"]
 
 
 def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
