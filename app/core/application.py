@@ -98,9 +98,11 @@ class Application:
         while True:
             if self.engine_available:
                 try:
-                    async for ev in self.engine.events():
-                        delay = 0.5
-                        await self._on_container_event(ev)
+                    # aclosing: a cancel while an event is handled still closes the stream and joins its thread
+                    async with contextlib.aclosing(self.engine.events()) as events:
+                        async for ev in events:
+                            delay = 0.5
+                            await self._on_container_event(ev)
                 except (EngineUnavailable, BerthError) as e:
                     logger.warning("lost the engine's event stream: %s", e)
                 except Exception:
@@ -147,12 +149,22 @@ class Application:
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
-        """Cancel background work, wait for temporary containers to be removed, close everything."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Cancel and await every task this application started, let temporary containers be removed, close
+        the engine (its streams closed, its threads joined) and the store. When it returns, nothing of this
+        application runs any more (`running_parts()` is empty): its loop may close, another may start."""
+        while self._tasks:  # a task being cancelled may spawn another (a reconnect): go round until none is left
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await self.approvals.close()
         await self.engine.aclose()
         self.store.close()
+
+    def running_parts(self) -> list[str]:
+        """What of this application is still running (tasks, the engine's threads); for shutdown checks."""
+        parts = [f"task {t.get_name()} ({t.get_coro()!r})" for t in self._tasks if not t.done()]
+        parts += [f"engine task {t.get_name()}" for t in self.engine.tasks() if not t.done()]
+        parts += [f"approval task {t.get_name()}" for t in self.approvals.tasks() if not t.done()]
+        parts += [f"thread {t.name}" for t in self.engine.threads()]
+        return parts

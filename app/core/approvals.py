@@ -158,6 +158,10 @@ class Approvals:
             else:
                 self._schedule_expiry(req)
 
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """Expiry timers and running commands (for shutdown checks)."""
+        return [*self._timers.values(), *self._runs.values()]
+
     async def close(self) -> None:
         """Stop expiry timers and running commands (recorded as stopped); pending requests stay in the store."""
         tasks = [*self._timers.values(), *self._runs.values()]

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -59,12 +60,14 @@ def _is_connection_problem(e: BaseException) -> bool:
 class Connection:
     """Owns the docker clients and the worker threads that use them."""
 
-    def __init__(self, endpoint: str | None = None, *, max_workers: int = 48) -> None:
+    def __init__(self, endpoint: str | None = None, *, max_workers: int = 48, name: str = "engine") -> None:
         self.endpoint = endpoint_from_env(endpoint)
+        self.name = name  # the prefix of every thread this connection starts (see `threads()`)
         self._max_workers = max_workers
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="engine")
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-call")
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
+        self._streams: set[threading.Thread] = set()
 
     # -- clients ---------------------------------------------------------------------------------
 
@@ -92,6 +95,22 @@ class Connection:
     @property
     def api(self) -> docker.APIClient:
         return self.client().api
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    def start_thread(self, target: Callable[[], None], what: str) -> threading.Thread:
+        """A daemon thread for a long-lived stream (events, a log follow, stats), joined by `aclose()`."""
+        thread = threading.Thread(target=target, daemon=True, name=f"{self.name}-{what}")
+        with self._lock:
+            self._streams = {t for t in self._streams if t.is_alive()}
+            self._streams.add(thread)
+        thread.start()
+        return thread
+
+    def threads(self) -> list[threading.Thread]:
+        """Threads of this connection still alive: worker threads and stream threads."""
+        prefix = f"{self.name}-"
+        return [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
 
     # -- calls -----------------------------------------------------------------------------------
 
@@ -135,6 +154,23 @@ class Connection:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(self.run_sync, fn, *args, what=what, **kwargs))
 
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """Stop taking calls, wait for the worker and stream threads to end (streams must be closed first),
+        and close the client. Threads still alive after `timeout_s` are logged, never waited on for ever."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout_s
+
+        def join() -> list[str]:
+            for t in self.threads():
+                t.join(max(0.0, deadline - time.monotonic()))
+            return [t.name for t in self.threads()]
+
+        left = await asyncio.to_thread(join)
+        if left:
+            logger.warning("engine threads still running after %.0f s: %s", timeout_s, ", ".join(left))
+        self.reset()
+
     def close(self) -> None:
+        """Without a loop (a failed start): stop taking calls; running threads end on their own."""
         self.reset()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -10,13 +10,14 @@ workspace mounted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 import docker.errors
@@ -24,6 +25,7 @@ import docker.errors
 from app.engine.connection import Connection, engine_hint
 from app.engine.cpugroups import CpuGroups
 from app.engine.events import watch_events
+from app.engine.follow import follow
 from app.engine.info import container_from_inspect, container_from_list, normalize_port
 from app.engine.pool import PoolKey, Warm, WarmPool
 from app.engine.stats import StatsReader
@@ -80,7 +82,7 @@ class Engine:
 
     def __init__(self, instance: str, endpoint: str | None = None, *, pool: PoolConfig | None = None) -> None:
         self.instance = instance
-        self.conn = Connection(endpoint)
+        self.conn = Connection(endpoint, name=f"berth-{instance}")
         self.cpu_groups = CpuGroups(f"berth-{instance}")
         self._stats = StatsReader(self.conn)
         self._detected = False
@@ -570,51 +572,23 @@ class Engine:
             )
         )
 
-    async def follow_logs(self, ref: str, *, tail: int | None = 1000, timestamps: bool = False) -> AsyncIterator[str]:
+    async def follow_logs(
+        self, ref: str, *, tail: int | None = 1000, timestamps: bool = False
+    ) -> AsyncGenerator[str, None]:
         """Yield a container's log text (stdout and stderr interleaved) as it comes, until the container stops
         or the consumer stops iterating. A thread and a client of its own: it never holds a pooled connection."""
         info = await self.inspect(ref)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        holder: dict[str, Any] = {}
 
-        def pump() -> None:
-            try:
-                client = self.conn.new_client(timeout=None, pool_size=1)
-                holder["client"] = client
-                stream = client.api.logs(
-                    info.id, stream=True, follow=True, timestamps=timestamps, tail="all" if tail is None else tail
-                )
-                holder["stream"] = stream
-                for chunk in stream:
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk.decode("utf-8", errors="replace"))
-            except BaseException as e:
-                if not holder.get("closed"):
-                    loop.call_soon_threadsafe(queue.put_nowait, self.conn.translate(e, what="log stream"))
-            finally:
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, None)
-                except RuntimeError:
-                    pass
+        def open_stream(client: Any) -> Any:
+            return client.api.logs(
+                info.id, stream=True, follow=True, timestamps=timestamps, tail="all" if tail is None else tail
+            )
 
-        threading.Thread(target=pump, daemon=True, name=f"logs-{info.id[:12]}").start()
-        try:
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            holder["closed"] = True
-            for key in ("stream", "client"):
-                obj = holder.get(key)
-                if obj is not None:
-                    try:
-                        obj.close()
-                    except Exception:
-                        logger.debug("closing the log %s failed", key, exc_info=True)
+        async with contextlib.aclosing(
+            follow(self.conn, f"logs-{info.id[:12]}", open_stream, lambda b: b.decode("utf-8", errors="replace"))
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def stop(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
         info = await self.inspect(ref)
@@ -644,8 +618,9 @@ class Engine:
         running = {c.id: c.cpu_group for c in containers if c.status == "running"}
         return await self.conn.call(self._stats.sample, running)
 
-    def events(self) -> AsyncIterator[ContainerEvent]:
-        return watch_events(self.conn, self.instance)
+    def events(self, since: float | None = None) -> AsyncGenerator[ContainerEvent, None]:
+        """This instance's container events from now on (or replayed from `since`, a unix time)."""
+        return watch_events(self.conn, self.instance, since)
 
     async def reconcile(self) -> list[str]:
         """At start (and when the engine comes back): remove leftover temporary and pool containers that a
@@ -668,10 +643,19 @@ class Engine:
         return removed
 
     async def aclose(self) -> None:
+        """Remove the warm pool and pending temporaries, close the streams, and join every thread of this engine."""
         await self.pool.close()
         await self.drain_cleanups()
         self._stats.close()
-        self.conn.close()
+        await self.conn.aclose()
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """Removals and pool work still in flight (for shutdown checks)."""
+        return [*self._cleanups, *self.pool.tasks()]
+
+    def threads(self) -> list[threading.Thread]:
+        """This engine's threads still alive (none once `aclose` has returned)."""
+        return self.conn.threads()
 
 
 def _done(value: str) -> asyncio.Future[str]:

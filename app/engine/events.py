@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from app.engine.connection import Connection
+from app.engine.follow import follow
 from app.model import LABEL_AGENT, LABEL_INSTANCE, LABEL_KIND, ContainerEvent
-
-logger = logging.getLogger(__name__)
-
-_END = object()
 
 
 def _to_event(raw: dict[str, Any]) -> ContainerEvent | None:
@@ -34,66 +28,12 @@ def _to_event(raw: dict[str, Any]) -> ContainerEvent | None:
     )
 
 
-async def watch_events(conn: Connection, instance: str) -> AsyncIterator[ContainerEvent]:
-    """Yield events of containers labelled with this instance until the consumer stops.
+def watch_events(conn: Connection, instance: str, since: float | None = None) -> AsyncGenerator[ContainerEvent, None]:
+    """Events of containers labelled with this instance, until the consumer stops (close it: `aclosing`).
 
-    The blocking stream runs in a thread with a client of its own (it would otherwise hold one of the
-    shared pool's connections for ever). An engine that goes away ends the iterator with
+    With `since` (unix time) the engine first replays what happened from then on, so nothing is missed
+    between that moment and the stream being open. An engine that goes away ends the iterator with
     `EngineUnavailable`; the caller decides whether to retry.
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    stop = threading.Event()
-    holder: dict[str, Any] = {}
-
-    def pump() -> None:
-        try:
-            client = conn.new_client(timeout=None, pool_size=1)
-            stream = client.events(decode=True, filters={"type": "container", "label": f"{LABEL_INSTANCE}={instance}"})
-            holder["stream"], holder["client"] = stream, client
-            loop.call_soon_threadsafe(queue.put_nowait, "ready")
-            for raw in stream:
-                if stop.is_set():
-                    break
-                ev = _to_event(raw)
-                if ev is not None:
-                    loop.call_soon_threadsafe(queue.put_nowait, ev)
-        except BaseException as e:
-            if not stop.is_set():
-                err = conn.translate(e, what="event stream")
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, err)
-                except RuntimeError:
-                    pass  # the loop is closed
-        finally:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
-            except RuntimeError:
-                pass
-
-    thread = threading.Thread(target=pump, daemon=True, name="engine-events")
-    thread.start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                return
-            if item == "ready":
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        stream = holder.get("stream")
-        if stream is not None:
-            try:
-                stream.close()
-            except Exception:
-                logger.debug("closing the event stream failed", exc_info=True)
-        client = holder.get("client")
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                pass
+    filters = {"type": "container", "label": f"{LABEL_INSTANCE}={instance}"}
+    return follow(conn, "events", lambda client: client.events(decode=True, filters=filters, since=since), _to_event)

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.model import ContainerSpec, CpuGroup, PoolConfig
 
@@ -300,6 +301,11 @@ class WarmPool:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """Fills, removals and the idle reaper still in flight."""
+        extra = [self._reaper] if self._reaper is not None and not self._reaper.done() else []
+        return [*self._tasks, *extra]
 
     async def settle(self) -> None:
         """Wait until no fill or removal is in flight."""

@@ -111,30 +111,45 @@ class StatsReader:
 
 
 class _StatsStream:
-    """The engine's streaming stats for one container, read in a daemon thread."""
+    """The engine's streaming stats for one container, read in a thread of the connection."""
 
     def __init__(self, conn: Connection, cid: str) -> None:
         self._latest: Stats | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(conn, cid), daemon=True, name=f"stats-{cid[:12]}")
-        self._thread.start()
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._thread = conn.start_thread(lambda: self._run(conn, cid), f"stats-{cid[:12]}")
 
     def latest(self) -> Stats | None:
         return self._latest
 
     def stop(self) -> None:
-        self._stop.set()
+        """End the stream now (closing its client wakes the thread); `Connection.aclose` joins the thread."""
+        with self._lock:
+            self._stop.set()
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                logger.debug("closing the stats client failed", exc_info=True)
 
     def _run(self, conn: Connection, cid: str) -> None:
+        client = conn.new_client(timeout=None, pool_size=1)
+        with self._lock:
+            if self._stop.is_set():
+                client.close()
+                return
+            self._client = client
         try:
-            client = conn.new_client(timeout=None, pool_size=1)
             for s in client.api.stats(cid, stream=True, decode=True):
                 if self._stop.is_set():
                     break
                 self._latest = stats_from_api(s)
-            client.close()
         except Exception:
             logger.debug("stats stream for %s ended", cid, exc_info=True)
+        finally:
+            self.stop()
 
 
 def stats_from_api(s: dict[str, Any]) -> Stats:
