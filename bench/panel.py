@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from PySide6.QtCore import QTimer  # noqa: E402
-from qasync import QEventLoop  # noqa: E402
 
 from app.config import Paths  # noqa: E402
 from app.core.application import Application  # noqa: E402
 from app.model import Limits  # noqa: E402
 from app.ui.desktop import Desktop, make_qapp  # noqa: E402
+from app.ui.qtloop import QtLoop  # noqa: E402
 
 BUSYBOX = "berth/busybox:latest"
 PROBE_MS = 20
@@ -142,7 +142,7 @@ def main() -> int:
     paths = Paths(data_dir, data_dir / "state", data_dir / "logs")
     instance = paths.instance_id()
     qapp = make_qapp()
-    loop = QEventLoop(qapp)
+    loop = QtLoop(qapp)
     asyncio.set_event_loop(loop)
     try:
         with loop:

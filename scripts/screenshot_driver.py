@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import demo_data
 from PySide6.QtWidgets import QWidget
-from qasync import QEventLoop
 
 from app.config import Paths
 from app.core.application import Application
@@ -30,6 +29,7 @@ from app.main import Runtime, setup_logging
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog
 from app.ui.container_model import CONTAINER, RUN
 from app.ui.desktop import Desktop, make_qapp
+from app.ui.qtloop import QtLoop
 from app.ui.token_dialog import TokenDialog
 
 IMPORT = "/usr/bin/import"
@@ -231,7 +231,7 @@ def run() -> int:
     setup_logging(paths)
     args.out.mkdir(parents=True, exist_ok=True)
     qapp = make_qapp()
-    loop = QEventLoop(qapp)
+    loop = QtLoop(qapp)
     asyncio.set_event_loop(loop)
     with loop:
         loop.run_until_complete(main(args.out.resolve(), args.data_dir.resolve(), args.keep))

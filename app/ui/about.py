@@ -31,6 +31,7 @@ from app.core.application import Application
 from app.instance import running_url
 from app.model import EngineInfo
 from app.ui.resources import icon
+from app.ui.tasks import WINDOW_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ class AboutDialog(QDialog):
 
         self.checks: asyncio.Task[None] | None = None
         try:
-            self.checks = asyncio.get_running_loop().create_task(self.refresh())
+            asyncio.get_running_loop()
+            self.checks = WINDOW_TASKS.spawn(self.refresh())
         except RuntimeError:  # no running loop (a plain QApplication): call refresh() yourself
             self.checks = None
 

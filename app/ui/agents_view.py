@@ -37,6 +37,7 @@ from app.ui.container_panel import EmptyState
 from app.ui.dialogs import confirm
 from app.ui.resources import icon
 from app.ui.slots import async_slot
+from app.ui.tasks import TaskSet
 from app.ui.token_dialog import TokenDialog
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ class AgentsView(QWidget):
         self._usage_timer = QTimer(self)
         self._usage_timer.setInterval(USAGE_INTERVAL_MS)
         self._usage_timer.timeout.connect(self._poll_usage)
+        self.tasks = TaskSet()
         self._usage_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -232,16 +234,14 @@ class AgentsView(QWidget):
     def stop(self) -> None:
         self._usage_timer.stop()
         self._stopped = True
-        for task in (self._reload_task, self._usage_task):
-            if task is not None:
-                task.cancel()
+        self.tasks.cancel()
         for d in list(self.dialogs):
             d.close()
 
     def on_agents_changed(self) -> None:
         if self._stopped or not loop_running():
             return  # stopped, or a late queued signal after the loop stopped (shutdown)
-        self._reload_task = asyncio.ensure_future(self.reload())
+        self._reload_task = self.tasks.spawn(self.reload())
 
     async def reload(self) -> None:
         try:
@@ -267,7 +267,7 @@ class AgentsView(QWidget):
             return
         if self._usage_task is not None and not self._usage_task.done():
             return
-        self._usage_task = asyncio.ensure_future(self.refresh_usage())
+        self._usage_task = self.tasks.spawn(self.refresh_usage())
 
     async def refresh_usage(self) -> None:
         agents = self.model.agents()

@@ -56,6 +56,7 @@ from app.ui.approval_model import (
 from app.ui.container_panel import EmptyState
 from app.ui.resources import icon
 from app.ui.slots import async_slot
+from app.ui.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -343,6 +344,7 @@ class ApprovalQueue(QWidget):
         self.app = app
         self.pending_model = RequestTableModel(parent=self)
         self.history_model = RequestTableModel(history=True, parent=self)
+        self.tasks = TaskSet()
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
         self._want: str | None = None  # a request to select once it is loaded (from a notification)
@@ -463,14 +465,13 @@ class ApprovalQueue(QWidget):
         if self._reload_task is not None and not self._reload_task.done():
             self._reload_again = True
             return
-        self._reload_task = asyncio.ensure_future(self.reload())
+        self._reload_task = self.tasks.spawn(self.reload())
 
     def stop(self) -> None:
         """No more reloads (the window is going away)."""
         self._stopped = True
         self._ages.stop()
-        if self._reload_task is not None:
-            self._reload_task.cancel()
+        self.tasks.cancel()
 
     async def reload(self) -> None:
         while not self._stopped:

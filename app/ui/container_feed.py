@@ -24,6 +24,7 @@ from app.model import LABEL_POOL_AGENT, ContainerEvent, ContainerInfo, EngineInf
 from app.ui.bridge import CoreBridge
 from app.ui.container_model import CONTAINER, RUN, WAITING, ContainerTableModel, row_from_run, waiting_row
 from app.ui.slots import async_slot
+from app.ui.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class ContainerFeed(QObject):
         self._pulls: dict[str, float] = {}
         self._serving: dict[str, dict[str, Any]] = {}  # warm-pool container id -> the run it serves
         self._running = -1
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet(self._failed)
         self.loaded_once = False
         self.stats_ticks = 0
 
@@ -108,21 +109,14 @@ class ContainerFeed(QObject):
     def stop(self) -> None:
         self._stats_timer.stop()
         self._age_timer.stop()
-        for t in list(self._tasks):
-            t.cancel()
+        self.tasks.cancel()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
+        return self.tasks.spawn(coro)
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            e = task.exception()
-            logger.error("container panel update failed", exc_info=e)
-            self.error.emit(f"Could not update the container list: {e}")
+    def _failed(self, e: BaseException) -> None:
+        logger.error("container panel update failed", exc_info=e)
+        self.error.emit(f"Could not update the container list: {e}")
 
     # -- full list ---------------------------------------------------------------------------------
 

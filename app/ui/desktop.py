@@ -14,10 +14,10 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
-from qasync import QEventLoop
 
 from app.config import Paths
 from app.core.application import Application
@@ -28,9 +28,11 @@ from app.ui.container_feed import ContainerFeed
 from app.ui.container_model import ContainerTableModel
 from app.ui.container_panel import ContainerPanel
 from app.ui.main_window import MainWindow
+from app.ui.qtloop import QtLoop
 from app.ui.resources import icon, style_sheet
 from app.ui.single_instance import SingleInstance
 from app.ui.slots import async_slot
+from app.ui.tasks import WINDOW_TASKS, TaskSet
 from app.ui.wiring import DesktopWiring
 
 logger = logging.getLogger(__name__)
@@ -86,18 +88,36 @@ class Desktop(QObject):
         self.wiring.start()
 
     async def stop(self) -> None:
+        """Stop the window's work (cancel and await every task it started), then the server and the core.
+
+        When this returns nothing of this desktop runs any more (`running_parts()` is empty), so its loop
+        can close without leaving work for the next one.
+        """
         self.wiring.stop()
         self.feed.stop()
-        for w in list(self.panel.logs_windows):
+        windows = list(self.panel.logs_windows)
+        for w in windows:
             w.close()
         self.bridge.close()
         self.window.save_state()
+        await asyncio.gather(*(tasks.aclose() for tasks in self._task_sets(windows)))
         if self._started:
             if self.runtime is not None:
                 await self.runtime.stop()
             else:
                 await self.app.stop()
             self._started = False
+
+    def _task_sets(self, windows: list[Any] | None = None) -> list[TaskSet]:
+        views = [self.feed.tasks, self.wiring.queue.tasks, self.wiring.agents.tasks, WINDOW_TASKS]
+        for w in windows if windows is not None else list(self.panel.logs_windows):
+            views += [w.tasks, w.view.tasks]
+        return views
+
+    def running_parts(self) -> list[str]:
+        """What of this desktop still runs: the window's tasks and the core's (see `Application.running_parts`)."""
+        parts = [f"window task {t.get_name()} ({t.get_coro()!r})" for s in self._task_sets() for t in s.pending()]
+        return parts + self.app.running_parts()
 
     def quit(self) -> None:
         self._quit.set()
@@ -195,7 +215,7 @@ def run(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> 
         return guard.exit_code
     crash.install(paths.log_dir / "berth.log")
     application = Application(paths, rpc_port=rpc_port)
-    loop = QEventLoop(qapp)
+    loop = QtLoop(qapp)
     asyncio.set_event_loop(loop)
     desktop = Desktop(application, Runtime(application))
     logger.debug("window built in %.0f ms", (time.monotonic() - t0) * 1000)

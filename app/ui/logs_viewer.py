@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from app.core.application import Application
 from app.errors import BerthError
 from app.ui.resources import icon
+from app.ui.tasks import TaskSet
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class LogsView(QWidget):
         self._auto_scrolling = False
         self._has_timestamps = timestamps
         self._needle = ""
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = TaskSet()
 
         self.follow_button = _action("Follow new lines (End)", "follow", "Follow", checkable=True)
         self.follow_button.setChecked(True)
@@ -351,11 +352,8 @@ class LogsView(QWidget):
         if name:
             self.save_to(Path(name))
 
-    def save_to(self, path: Path) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(self._write(path, self.plain_text() + "\n"))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def save_to(self, path: Path) -> asyncio.Task[Any]:
+        return self.tasks.spawn(self._write(path, self.plain_text() + "\n"))
 
     async def _write(self, path: Path, text: str) -> None:
         try:
@@ -403,20 +401,22 @@ class LogsWindow(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.state)
         self.view.status.connect(self.state.setText)
-        self._task: asyncio.Task[None] | None = None
+        self.tasks = TaskSet()
         self.ended = asyncio.Event()
         close = QShortcut(QKeySequence("Esc"), self)
         close.activated.connect(self.close)
 
     def follow_container(self, container_id: str, name: str) -> None:
         self.state.setText(f"Loading the logs of {name}…")
-        self._task = asyncio.ensure_future(self._follow(container_id, name))
+        self.tasks.spawn(self._follow(container_id, name))
 
     async def _follow(self, container_id: str, name: str) -> None:
         try:
             self.state.setText(f"Following {name}: new lines appear as they come.")
-            async for chunk in self.app.engine.follow_logs(container_id, tail=None, timestamps=True):
-                self.view.append(chunk)
+            follow = self.app.engine.follow_logs(container_id, tail=None, timestamps=True)
+            async with contextlib.aclosing(follow) as chunks:
+                async for chunk in chunks:
+                    self.view.append(chunk)
             self.view.finish()
             self.state.setText(f"{name} is not running: these are its last logs.")
         except asyncio.CancelledError:
@@ -432,7 +432,7 @@ class LogsWindow(QWidget):
 
     def show_run(self, run_id: int) -> None:
         self.state.setText("Loading the run's output…")
-        self._task = asyncio.ensure_future(self._load_run(run_id))
+        self.tasks.spawn(self._load_run(run_id))
 
     async def _load_run(self, run_id: int) -> None:
         try:
@@ -463,7 +463,7 @@ class LogsWindow(QWidget):
             self.ended.set()
 
     def closeEvent(self, event: Any) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        self.tasks.cancel()
+        self.view.tasks.cancel()
         with contextlib.suppress(RuntimeError):
             super().closeEvent(event)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from app.config import PREFERRED_IMAGES, Settings
 from app.core.application import Application
 from app.ui.patterns_editor import PatternsEditor
+from app.ui.tasks import WINDOW_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class SettingsDialog(QDialog):
         )
 
     def save(self) -> asyncio.Task[Settings | None]:
-        return asyncio.ensure_future(self._save())
+        return WINDOW_TASKS.spawn(self._save())
 
     async def _save(self) -> Settings | None:
         old, new = self.app.settings, self.new_settings()
@@ -229,7 +230,7 @@ class SettingsDialog(QDialog):
         if new.default_image:
             app.containers.default_image = new.default_image
         elif app.engine_available:
-            self._image_task = asyncio.ensure_future(self._automatic_image())
+            self._image_task = WINDOW_TASKS.spawn(self._automatic_image())
 
     async def _automatic_image(self) -> None:
         for image in PREFERRED_IMAGES:

@@ -8,7 +8,6 @@ window keeps Berth running; without one, the window is the channel and closing i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from app.ui.agents_view import AgentsView
 from app.ui.approval_queue import ApprovalQueue
 from app.ui.main_window import NavButton
 from app.ui.settings_dialog import SettingsDialog
+from app.ui.tasks import WINDOW_TASKS
 from app.ui.tray import BannerChannel, Channel, Notifier, PendingBanner, Tray, TrayChannel
 
 if TYPE_CHECKING:
@@ -178,12 +178,12 @@ class DesktopWiring(QObject):
         dialog = SettingsDialog(self.app, self.window, rpc_url=self._rpc_url())
         dialog.patterns.message.connect(self.window.show_message)
         self.settings_dialog = dialog
-        self._settings_task = asyncio.ensure_future(self._run_settings(dialog))
+        self._settings_task = WINDOW_TASKS.spawn(self._run_settings(dialog))
         return dialog
 
     async def _run_settings(self, dialog: SettingsDialog) -> None:
         try:
-            load = asyncio.ensure_future(dialog.load())
+            load = WINDOW_TASKS.spawn(dialog.load())
             await run_dialog(dialog)
             load.cancel()
         finally:

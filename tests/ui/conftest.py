@@ -1,7 +1,11 @@
 """UI tests: real widgets (offscreen) on a qasync loop, against the real engine where they need one.
 
-Async tests here run on a `qasync.QEventLoop` (pytest-asyncio's loop-factory hook, scoped to this
-folder by pytest's per-directory conftest hooks), so Qt and asyncio share one loop as in the app.
+Async tests here run on the app's own Qt-driven loop, `app.ui.qtloop.QtLoop` (pytest-asyncio's
+loop-factory hook, scoped to this folder by pytest's per-directory conftest hooks), so Qt and asyncio
+share one loop as in the app. Each test gets a fresh loop; the handover is clean because the harness
+stops its Desktop completely and checks it: no task of the window or the core, no engine thread and
+no other task on the loop is left when the test ends (a left-over task would be resumed by the next
+test's loop, since Qt delivers every timer to whichever loop runs).
 Never call `qtbot.wait*` inside an async test (a nested Qt loop inside a running task hangs):
 await `wait_until` instead.
 """
@@ -15,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtWidgets import QApplication
 
 from app.config import Paths
@@ -23,11 +26,12 @@ from app.core.application import Application
 from app.main import Runtime
 from app.rpc.client import BerthClient
 from app.ui.desktop import Desktop, make_qapp
+from app.ui.qtloop import QtLoop
 
 
 def _qt_loop() -> asyncio.AbstractEventLoop:
-    app = QApplication.instance() or make_qapp()
-    return qasync.QEventLoop(app)
+    app = make_qapp()  # pytest-qt may have made the QApplication: give it the app's settings (no quit on last window)
+    return QtLoop(app)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], Any]]:
@@ -87,4 +91,12 @@ async def harness(instance: str, tmp_path: Path, qapp: QApplication) -> AsyncIte
         await desktop.stop()
         desktop.window.close()
         desktop.window.deleteLater()
+    assert_nothing_left(desktop)
 
+
+def assert_nothing_left(desktop: Desktop) -> None:
+    """After `Desktop.stop()`: no task of the window or core, no engine thread, no other task on this loop."""
+    assert desktop.running_parts() == []
+    current = asyncio.current_task()
+    others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    assert others == [], f"tasks left on the loop after the desktop stopped: {others}"

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import QSystemTrayIcon
-from qasync import QEventLoop
 
 from app.config import Paths
 from app.core.application import Application
 from app.ui.desktop import Desktop, make_qapp
+from app.ui.qtloop import QtLoop
 
 
 async def until(predicate: Any, timeout: float = 5.0) -> bool:
@@ -91,7 +91,7 @@ async def probe(root: Path) -> dict[str, Any]:
 
 def main() -> int:
     qapp = make_qapp()
-    loop = QEventLoop(qapp)
+    loop = QtLoop(qapp)
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as tmp, loop:
         result = loop.run_until_complete(asyncio.wait_for(probe(Path(tmp)), 60))
