@@ -7,8 +7,10 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -51,6 +53,22 @@ def clean_leftovers_in_ci() -> None:
     ]
     if stale:
         docker_cli("rm", "-f", *stale, check=False)
+
+
+def missing_part(reason: str) -> NoReturn:
+    """A part that `make test` installs is missing: skip when run by hand, fail under CI=true (there the
+    set-up must have installed it, so its absence is a set-up bug, never a reason to test less)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; `make test` installs it, so under CI=true this is a set-up bug", pytrace=False)
+    pytest.skip(reason)
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 15.0, interval: float = 0.05) -> None:
+    """Poll `predicate` (from plain, synchronous tests) until it is true; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(interval)
 
 
 def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

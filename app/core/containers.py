@@ -283,7 +283,19 @@ class Containers:
         running = [c for c in await self.list(agent, all=False) if c.status == "running"]
         stats = await self.engine.stats(running)
         cpus = sum(s.cpu_percent for s in stats.values()) / 100.0
-        return {"containers": self._admission.active(agent.name), "cpus_in_use": round(cpus, 3)}
+        return {
+            "containers": self._admission.active(agent.name),
+            "cpus_in_use": round(cpus, 3),
+            "queued": len(self._admission.queued(agent.name)),
+        }
+
+    def usage_offline(self, agent: Agent) -> dict[str, Any]:
+        """`usage` while the engine is away: what admission knows, no CPU reading."""
+        return {
+            "containers": self._admission.active(agent.name),
+            "cpus_in_use": 0.0,
+            "queued": len(self._admission.queued(agent.name)),
+        }
 
     async def sync_agent(self, agent: str, *, gone: str | None = None) -> None:
         """Recount the agent's running services from the engine (after stops, deaths, restarts of Berth).

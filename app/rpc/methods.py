@@ -98,7 +98,7 @@ async def system_info(app: Application, p: Principal, a: dict[str, Any]) -> Any:
         out["keyring"] = {"backend": app.vault.backend, "warning": app.vault.warning}
     out["cpu_quota"] = {"mechanism": app.engine.cpu_groups.mechanism, "reason": app.engine.cpu_groups.reason}
     if p.agent is not None:
-        usage = await app.containers.usage(p.agent) if engine.available else {"containers": 0, "cpus_in_use": 0.0}
+        usage = await app.containers.usage(p.agent) if engine.available else app.containers.usage_offline(p.agent)
         out["agent"] = {"name": p.agent.name, "limits": p.agent.limits.to_json(), "usage": usage}
     return out
 
@@ -253,7 +253,7 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
         if app.engine_available:
             usage = await app.containers.usage(agent)
         else:
-            usage = {"containers": app.admission.active(agent.name), "cpus_in_use": None}
+            usage = app.containers.usage_offline(agent) | {"cpus_in_use": None}
         out.append({"name": agent.name, "limits": agent.limits.to_json(), "usage": usage, "enabled": agent.enabled})
     return out
 

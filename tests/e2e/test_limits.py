@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import LimitReached
-from tests.conftest import BUSYBOX, docker_cli
+from tests.conftest import BUSYBOX, docker_cli, wait_for
 from tests.e2e.conftest import Server, berth
 
 
@@ -128,9 +128,9 @@ def test_a_queued_request_whose_client_goes_away_leaves_the_queue(server: Server
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    time.sleep(1.0)  # it is queued now
+    wait_for(lambda: c.info()["agent"]["usage"]["queued"] == 1, "the request to be queued")
     s.close()
-    time.sleep(0.5)
+    wait_for(lambda: c.info()["agent"]["usage"]["queued"] == 0, "the hung-up request to leave the queue")
     c.stop("hog", timeout_s=0)
     assert c.run("echo next", image=BUSYBOX)["stdout"] == "next\n"
     assert not (server.data_dir / "workspaces" / "alice" / "ghost.txt").exists()
@@ -177,7 +177,8 @@ def test_agent_cpu_quota_holds_for_all_its_containers(server: Server) -> None:
     c.start_service("busy1", image=BUSYBOX, command="while :; do :; done")
     c.start_service("busy2", image=BUSYBOX, command="while :; do :; done")
     group = c.inspect("busy1")["limits"]["cpu_group"].strip("/")
-    time.sleep(0.5)
+    last = _cpu_seconds(group)
+    wait_for(lambda: _cpu_seconds(group) - last > 0.2, "the busy containers to use the CPU")
     u0, t0 = _cpu_seconds(group), time.monotonic()
     time.sleep(3)
     used = (_cpu_seconds(group) - u0) / (time.monotonic() - t0)

@@ -102,11 +102,14 @@ async def test_other_instances_containers_are_invisible(engine: Engine) -> None:
 
 async def test_stats_for_running_containers(engine: Engine) -> None:
     info = await engine.start_service(service("busy", "while :; do :; done", memory=64 * 1024 * 1024))
-    await engine.stats([info])
-    await asyncio.sleep(1.0)
-    stats = await engine.stats(await engine.list_containers())
-    s = stats[info.id]
-    assert s.cpu_percent > 20
+    await engine.stats([info])  # the first reading: CPU % is measured from here to the next one
+    deadline = time.monotonic() + 20
+    while True:  # a busy loop shows as CPU use once a reading follows some time after the first
+        await asyncio.sleep(0.2)
+        s = (await engine.stats(await engine.list_containers()))[info.id]
+        if s.cpu_percent > 20:
+            break
+        assert time.monotonic() < deadline, f"a busy loop showed only {s.cpu_percent:.1f} % CPU"
     assert 0 < s.memory_bytes < 64 * 1024 * 1024 and s.memory_limit_bytes == 64 * 1024 * 1024
 
 
@@ -114,17 +117,18 @@ async def test_events_follow_this_instance(engine: Engine) -> None:
     events: list[ContainerEvent] = []
     got_destroy = asyncio.Event()
 
-    async def consume() -> None:
-        async for ev in engine.events():
+    async def consume(since: float) -> None:
+        async for ev in engine.events(since=since):  # replays from `since`: no need to wait for it to open
             events.append(ev)
             if ev.action == "destroy":
                 got_destroy.set()
 
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.5)  # the stream is open
+    task = asyncio.create_task(consume(time.time() - 1))
     r = await engine.run_temporary(RunSpec(agent="t", image=BUSYBOX, command="true"))
     await asyncio.wait_for(got_destroy.wait(), 10)
     task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert engine.threads() == [] or all("-call" in t.name for t in engine.threads())  # the stream's thread ended
     actions = [e.action for e in events if e.id == r.id]
     assert actions[:2] == ["create", "start"] and "die" in actions and actions[-1] == "destroy"
     assert all(e.agent == "t" and e.kind == "temporary" for e in events if e.id == r.id)
@@ -132,6 +136,19 @@ async def test_events_follow_this_instance(engine: Engine) -> None:
 
 def _cpu_usage_ns(group: str) -> int:
     return int(Path(f"/sys/fs/cgroup/cpuacct/{group}/cpuacct.usage").read_text())
+
+
+async def wait_for_cpu_use(group: str, timeout: float = 20) -> None:
+    """Until the group's containers are busy (its CPU counter moves by 20 ms in 100 ms)."""
+    deadline = time.monotonic() + timeout
+    last = _cpu_usage_ns(group)
+    while True:
+        await asyncio.sleep(0.1)
+        now = _cpu_usage_ns(group)
+        if now - last > 20_000_000:
+            return
+        assert time.monotonic() < deadline, "the busy containers never used the CPU"
+        last = now
 
 
 async def test_cpu_group_caps_two_busy_containers_together(engine: Engine) -> None:
@@ -143,7 +160,7 @@ async def test_cpu_group_caps_two_busy_containers_together(engine: Engine) -> No
     await engine.start_service(service("busy2", "while :; do :; done", cpu_group=group))
     parent = a.cpu_group or ""
     assert parent == f"/berth-{engine.instance}-agent-t"
-    await asyncio.sleep(0.5)
+    await wait_for_cpu_use(parent.strip("/"))
     u0, t0 = _cpu_usage_ns(parent.strip("/")), time.monotonic()
     await asyncio.sleep(3)
     u1, t1 = _cpu_usage_ns(parent.strip("/")), time.monotonic()

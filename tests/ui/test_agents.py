@@ -56,6 +56,8 @@ async def test_edited_limits_apply_to_the_next_run(harness: Harness) -> None:
 async def test_added_agent_gets_a_token_that_works_over_rpc(harness: Harness) -> None:
     h, v = harness, view(harness)
     h.window.show_view("agents")
+    # The harness adds "demo" from a thread; the view learns of it from the agents event, a moment later.
+    await wait_until(lambda: v.model.row_of("demo") >= 0, what="the agent row")
     task = v.add_agent()
     add: AddAgentDialog = await dialog_of(v, AddAgentDialog)
     add.name.setText("demo")

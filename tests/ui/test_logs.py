@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QTimer
 
 from app.ui.logs_viewer import LogsView
 from tests.conftest import BUSYBOX
@@ -80,35 +78,17 @@ async def test_follow_pauses_while_scrolled_up_and_resumes_at_the_end(qapp: obje
     view.close()
 
 
-async def test_hundred_thousand_lines_stay_responsive(qapp: object) -> None:
+async def test_hundred_thousand_lines_are_all_shown_and_searchable(qapp: object) -> None:
+    """All of a big log arrives in batches (how smooth that is: bench/logs_view.py) and search finds one line."""
     view = LogsView()
     view.resize(900, 500)
     view.show()
-    lateness: list[float] = []
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        now = time.monotonic()
-        lateness.append((now - last[0]) * 1000 - 10)
-        last[0] = now
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(10)
-    started = time.monotonic()
     for chunk in range(100):  # as a follow stream delivers it: many chunks
         view.append("".join(f"2024-05-01T10:00:00.{i:09d}Z request {chunk * 1000 + i} ok\n" for i in range(1000)))
         await asyncio.sleep(0)
     await wait_until(lambda: view.pending() == 0, timeout=60, what="100 000 lines")
-    elapsed = time.monotonic() - started
-    timer.stop()
     assert view.text.document().blockCount() >= 100_000
-    worst = max(lateness)
-    print(f"100k lines in {elapsed:.2f} s, worst GUI stall {worst:.0f} ms")
-    assert worst < 300, f"the GUI stalled {worst:.0f} ms"  # ~15 ms on an idle machine; margin for a busy CI
     view.search.setText("request 99999 ")
-    t = time.monotonic()
     assert view.find_next()
-    assert time.monotonic() - t < 2.0
     assert view.match_label.text() == "1 match"
     view.close()

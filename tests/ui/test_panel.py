@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from app.core.events import Event
 from app.errors import NotFound
-from app.ui.container_model import COL_NAME, COL_STATUS, CONTAINER, RUN
+from app.ui.container_model import COL_AGENT, COL_NAME, COL_STATUS, CONTAINER, RUN
 from tests.conftest import BUSYBOX, docker_cli
 from tests.ui.conftest import Harness, wait_until
 
@@ -22,7 +22,8 @@ def shown_names(h: Harness) -> set[str]:
     return {proxy.index(r, COL_NAME).data() for r in range(proxy.rowCount())}
 
 
-async def test_service_started_over_rpc_appears_within_2s_of_its_start_event(harness: Harness) -> None:
+async def test_service_started_over_rpc_appears_after_its_start_event(harness: Harness) -> None:
+    """The row comes from the engine's start event (how fast is measured by bench/panel.py, not here)."""
     h = harness
     started: dict[str, float] = {}
 
@@ -37,8 +38,7 @@ async def test_service_started_over_rpc_appears_within_2s_of_its_start_event(har
 
     svc = await h.rpc("services.start", name="web", image=BUSYBOX, command="httpd -f -p 8080", ports=[8080])
     await wait_until(lambda: svc["id"] in started, what="the start event")
-    await wait_until(lambda: (r := h.model.get(svc["id"])) is not None and r.running, timeout=2.0, what="the row")
-    assert time.monotonic() - started[svc["id"]] < 2.0
+    await wait_until(lambda: (r := h.model.get(svc["id"])) is not None and r.running, what="the row")
     assert "web" in shown_names(h)
     assert h.panel.stack.currentWidget() is h.panel.table
     row = h.model.get(svc["id"])
@@ -157,10 +157,12 @@ async def test_waiting_work_is_shown(harness: Harness) -> None:
     await wait_until(lambda: any(r.type == "waiting" for r in h.model.rows()), what="the queued request")
     waiting = next(r for r in h.model.rows() if r.type == "waiting")
     assert "queued" in waiting.status_text and "next" in waiting.status_text
-    row = next(
+    # The person sees it in the table (through the sort/filter proxy), as the agent's queued work.
+    shown = [
         r for r in range(h.panel.proxy.rowCount()) if h.panel.proxy.index(r, COL_STATUS).data() == waiting.status_text
-    )
-    assert row >= 0
+    ]
+    assert len(shown) == 1, f"the queued request should be one row of the table, found {len(shown)}"
+    assert h.panel.proxy.index(shown[0], COL_AGENT).data() == "demo"
     await asyncio.gather(first, second)
     await wait_until(lambda: not any(r.type == "waiting" for r in h.model.rows()), what="the queue to empty")
 
