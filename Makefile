@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run serve test lint bench setup engine images clean ui-deps
+.PHONY: run serve test lint bench setup engine images clean test-deps
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Berth needs Python 3.11 or newer"'
@@ -20,30 +20,34 @@ images: engine
 
 setup: $(STAMP) engine images
 
+# The desktop app; with no display (a server, SSH) it says so and serves headless, as `make serve`.
 run: setup
-	$(VENV)/bin/berth serve
+	$(VENV)/bin/berth
 
 serve: setup
 	$(VENV)/bin/berth serve
 
-# The tray test needs a real X server and a tray host; install them on Debian when missing (as root).
-UI_DEPS := xvfb xauth x11-utils imagemagick libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 trayer dbus
-ui-deps:
-	@if ! command -v Xvfb >/dev/null || ! command -v trayer >/dev/null || ! command -v xdpyinfo >/dev/null; then \
+# What the tests use from the system: a real X server and a tray host (the tray test), and a D-Bus
+# session with gnome-keyring (tokens in a real Secret Service). Installed on Debian when missing (as root).
+TEST_DEPS := xvfb xauth x11-utils imagemagick libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 trayer \
+	dbus gnome-keyring
+TEST_TOOLS := Xvfb trayer xdpyinfo dbus-run-session gnome-keyring-daemon
+test-deps:
+	@missing=; for t in $(TEST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing $(UI_DEPS)"; \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(UI_DEPS) >/dev/null \
-			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(UI_DEPS) >/dev/null; }; \
+			echo "installing $(TEST_DEPS) (for:$$missing)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEPS) >/dev/null \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEPS) >/dev/null; }; \
 		else \
-			echo "ui-deps: Xvfb or trayer missing and cannot install them here; the tray test will be skipped" >&2; \
+			echo "test-deps:$$missing missing and cannot be installed here (not root on Debian): tests that need them are skipped" >&2; \
 		fi; \
 	fi
 
-# The desktop tests run in a process of their own: Qt and qasync keep process-wide state (the
-# QApplication, loops bound to it) that the other suites' subprocesses and loops should not share.
-test: setup ui-deps validate-desktop
-	$(PY) -m pytest --ignore=tests/ui
-	$(PY) -m pytest tests/ui
+# Lint, then the whole suite in one pytest process (the desktop tests included), timed. `.ci/run` is this.
+test: setup test-deps validate-desktop lint
+	@start=$$(date +%s); $(PY) -m pytest; rc=$$?; \
+	echo "make test: the suite took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app tests bench
@@ -54,6 +58,7 @@ bench: setup
 	$(PY) bench/temp_run.py
 	$(PY) bench/concurrent.py
 	$(PY) bench/peers.py
+	$(PY) -m bench.logs_view
 
 # Packaging (packaging/README.md): a one-folder bundle in dist/berth/, and the desktop integration.
 .PHONY: package install-desktop desktop-deps validate-desktop

@@ -24,6 +24,8 @@ from app.rpc.server import RpcServer
 
 logger = logging.getLogger(__name__)
 
+NO_AGENTS_HINT = "berth: no agents yet: add one with `berth agents add NAME` (it prints the agent's token)"
+
 
 def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
     """Log to stderr and to a rotating file in the log folder."""
@@ -69,6 +71,8 @@ class Runtime:
             await self.app.stop()
             raise
         write_endpoint(self.app.paths, self.rpc.url)
+        if not await asyncio.to_thread(self.app.agents.list):
+            print(NO_AGENTS_HINT, file=sys.stderr, flush=True)
 
     async def stop(self) -> None:
         await self.mcp.stop()  # ends MCP sessions and their open streams, which would hold up the next line

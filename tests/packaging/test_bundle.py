@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from app import __version__
+from tests.conftest import missing_part
 from tests.packaging.helpers import ROOT, Running, berth_env, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -32,7 +33,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if given:
         yield Path(given).resolve()
         return
-    pytest.importorskip("PyInstaller", reason="PyInstaller is in the dev extras: pip install -e '.[dev]'")
+    try:
+        import PyInstaller  # noqa: F401
+    except ImportError:
+        missing_part("PyInstaller is not installed (it is in the dev extras: pip install -e '.[dev]')")
     out = tmp_path_factory.mktemp("bundle")
     t0 = time.monotonic()
     build = subprocess.run(
@@ -76,7 +80,7 @@ def test_the_bundle_carries_what_is_loaded_by_name(bundle: Path) -> None:
     assert list(internal.glob("keyring-*.dist-info/entry_points.txt"))  # how keyring finds its backends
     viewer = shutil.which("pyi-archive_viewer", path=str(Path(sys.executable).parent))
     if viewer is None:
-        pytest.skip("pyi-archive_viewer (PyInstaller) is not installed")
+        missing_part("pyi-archive_viewer (PyInstaller) is not installed")
     listing = subprocess.run([viewer, "--recursive", "--brief", exe(bundle)], capture_output=True, text=True).stdout
     for module in (
         "keyring.backends.SecretService",
@@ -122,10 +126,9 @@ def test_the_window_starts_offscreen_from_the_bundle(bundle: Path, tmp_path: Pat
     assert "Traceback" not in app.output()
 
 
-@pytest.mark.skipif(
-    not (shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")), reason="no gnome-keyring here"
-)
 def test_the_bundle_uses_the_secret_service(bundle: Path, tmp_path: Path) -> None:
+    if not (shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")):
+        missing_part("dbus-run-session or gnome-keyring-daemon is not installed (apt-get install dbus gnome-keyring)")
     env = berth_env(tmp_path / "data", XDG_DATA_HOME=str(tmp_path / "xdg"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
     (tmp_path / "run").mkdir(mode=0o700)
     script = 'eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"; exec "$0" agents add kr'

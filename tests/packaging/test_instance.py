@@ -75,3 +75,37 @@ def test_a_killed_server_leaves_no_stale_lock(tmp_path: Path) -> None:
         again.wait_serving()
     finally:
         assert again.stop() == 0
+
+
+def test_a_new_berth_says_how_to_add_an_agent_and_stops_saying_it_once_there_is_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = berth_env(data)
+    first = Running([*SOURCE, "serve", "--rpc-port", "0"], data, env)
+    try:
+        first.wait_serving()
+        first.wait_output("no agents yet: add one with `berth agents add NAME`")
+    finally:
+        assert first.stop() == 0
+    assert run([*SOURCE, "agents", "add", "helper"], env).returncode == 0
+    again = Running([*SOURCE, "serve", "--rpc-port", "0"], data, env)
+    try:
+        again.wait_serving()
+        again.wait_output("berth: serving")
+    finally:
+        assert again.stop() == 0
+    assert "no agents yet" not in again.output()
+
+
+def test_berth_without_a_display_says_so_and_serves_headless(tmp_path: Path) -> None:
+    """What `make run` does on a server: `berth` (the desktop app) with no DISPLAY."""
+    data = tmp_path / "data"
+    env = berth_env(data, BERTH_RPC_PORT="0")
+    for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        env.pop(key, None)
+    app = Running([*SOURCE], data, env)
+    try:
+        app.wait_serving()
+        app.wait_output("no display here")
+        app.wait_output("no agents yet")
+    finally:
+        assert app.stop() == 0

@@ -1,6 +1,7 @@
 """The tray under a real X server (Xvfb) with a tray host (trayer): icon, notification, window on activation.
 
-`make test` installs Xvfb and trayer (Debian). Where Xvfb cannot start, the test is skipped and says why.
+`make test` installs Xvfb and trayer (Debian). Run by hand where they are missing, the test is skipped and
+says why; under CI=true it fails instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import missing_part
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,9 +34,7 @@ def x_with_tray(tmp_path: Path) -> Iterator[str]:
     xvfb, trayer = shutil.which("Xvfb"), shutil.which("trayer")
     if not xvfb or not trayer:
         missing = " and ".join(n for n, p in (("Xvfb", xvfb), ("trayer", trayer)) if not p)
-        reason = f"{missing} not installed (make test installs them: apt-get install xvfb trayer)"
-        print(f"SKIP tray test: {reason}", file=sys.stderr)
-        pytest.skip(reason)
+        missing_part(f"{missing} not installed (make test installs them: apt-get install xvfb trayer)")
     n = _free_display()
     display = f":{n}"
     log = (tmp_path / "xvfb.log").open("w")
@@ -42,9 +43,7 @@ def x_with_tray(tmp_path: Path) -> Iterator[str]:
     while not Path(f"/tmp/.X11-unix/X{n}").exists():
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
-            reason = f"Xvfb could not start on {display}: {(tmp_path / 'xvfb.log').read_text()[-300:]}"
-            print(f"SKIP tray test: {reason}", file=sys.stderr)
-            pytest.skip(reason)
+            missing_part(f"Xvfb could not start on {display}: {(tmp_path / 'xvfb.log').read_text()[-300:]}")
         time.sleep(0.05)
     env = {**os.environ, "DISPLAY": display}
     tray = subprocess.Popen(
