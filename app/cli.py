@@ -14,6 +14,7 @@ from typing import Any
 
 from app import __version__
 from app.config import Paths
+from app.core.display import display_text
 from app.errors import BerthError
 from app.model import Limits, format_size, parse_size
 
@@ -65,9 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     rm = agents.add_parser("remove", help="remove an agent (its workspace is kept unless --delete-workspace)")
     rm.add_argument("name")
     rm.add_argument("--delete-workspace", action="store_true")
-    st = agents.add_parser("set", help="change an agent's limits")
+    st = agents.add_parser("set", help="change an agent's limits and host folders")
     st.add_argument("name")
     _limit_options(st, defaults=False)
+    st.add_argument(
+        "--host-folder",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="grant a folder on this machine where its host commands may run (repeat for more)",
+    )
+    st.add_argument("--no-host-folders", action="store_true", help="take back every host folder granted before")
     en = st.add_mutually_exclusive_group()
     en.add_argument("--enable", dest="enabled", action="store_true", default=None)
     en.add_argument("--disable", dest="enabled", action="store_false")
@@ -81,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap = appr.add_parser("approve", help="approve a request")
     ap.add_argument("id")
     ap.add_argument("--trust", metavar="PATTERN", help="also trust this pattern for the agent from now on")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--sandbox", action="store_true", help="run a request that asked for full access in the sandbox")
+    how.add_argument(
+        "--full-access",
+        action="store_true",
+        help="run it with full access as you (and trust the pattern with full access); where no sandbox works, "
+        "the only way to approve",
+    )
     dn = appr.add_parser("deny", help="deny a request")
     dn.add_argument("id")
 
@@ -89,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     ta = trust.add_parser("add", help="trust a pattern, e.g. 'git status' or 'ls *'")
     ta.add_argument("pattern")
     ta.add_argument("--agent", help="only for this agent (default: every agent)")
+    ta.add_argument(
+        "--full-access", action="store_true", help="matching commands run as you, outside the sandbox (careful)"
+    )
     tr = trust.add_parser("remove", help="remove a trusted pattern by id")
     tr.add_argument("id", type=int)
     return parser
@@ -156,6 +176,8 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
             print("no agents yet: add one with `berth agents add NAME`")
         for a in rows:
             print(f"{a.name:<20} {'enabled ' if a.enabled else 'disabled'} {_limits_table(a.limits)}")
+            for folder in a.host_folders:
+                print(f"{'':<20} host folder: {display_text(folder)}")
     elif args.action == "remove":
         agents.remove(args.name, delete_workspace=args.delete_workspace)
         print(f"removed agent {args.name}")
@@ -172,7 +194,12 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
         agent = agents.set_limits(args.name, **changes) if changes else agents.get(args.name)
         if args.enabled is not None:
             agent = agents.set_enabled(args.name, args.enabled)
+        if args.host_folder or args.no_host_folders:
+            folders = [] if args.no_host_folders else list(agent.host_folders)
+            agent = agents.set_host_folders(args.name, folders + args.host_folder, _grant_check(paths))
         print(f"agent {agent.name}: {_limits_table(agent.limits)}{'' if agent.enabled else ' (disabled)'}")
+        for folder in agent.host_folders:
+            print(f"  host folder: {display_text(folder)}")
     elif args.action == "token":
         if args.rotate:
             print(agents.rotate_token(args.name))
@@ -188,6 +215,14 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
+def _grant_check(paths: Paths) -> Any:
+    from app.config import Settings
+    from app.core.host_access import check_grant, hidden_paths
+
+    hidden = hidden_paths(paths, Settings.load(paths.settings_file).hidden_folders)
+    return lambda folder: check_grant(folder, paths, hidden)
+
+
 def _owner_client(paths: Paths) -> Any:
     from app.rpc.client import BerthClient, find_url
 
@@ -201,6 +236,7 @@ def _owner_client(paths: Paths) -> Any:
 
 def _approvals(paths: Paths, args: argparse.Namespace) -> int:
     from app.core.display import display_command
+    from app.core.host_access import ACCESS_WORDS
 
     client = _owner_client(paths)
     if args.action == "list":
@@ -208,36 +244,53 @@ def _approvals(paths: Paths, args: argparse.Namespace) -> int:
         if not rows:
             print("nothing waits for approval")
         for r in rows:
-            print(f"{r['request_id']}  {r['status']:<8} agent={r['agent']}  cwd={r['cwd']}")
+            # Everything the agent chose goes through the display escapes: a newline or an ESC sequence in a
+            # folder name can neither add a line nor hide one.
+            how = ACCESS_WORDS.get(str(r.get("granted") or r.get("access")), "?")
+            print(f"{display_text(r['request_id'])}  {r['status']:<8} agent={display_text(r['agent'])}")
+            print(f"    in {display_text(r['cwd'])}, {how}")
             for line in display_command(r["command"]).split("\n"):
-                print(f"    {line}")
+                print(f"    $ {line}")
+            for warning in r.get("warnings") or []:
+                print(f"    ! {display_text(warning)}")
     else:
         decision = "approve" if args.action == "approve" else "deny"
-        r = client.decide(args.id, decision, getattr(args, "trust", None))
-        print(f"{r['request_id']}: {r['status']}")
+        access: str | None = None
+        if getattr(args, "sandbox", False):
+            access = "sandbox"
+        elif getattr(args, "full_access", False):
+            access = "host"
+        r = client.decide(args.id, decision, getattr(args, "trust", None), access=access)
+        ran = f" ({ACCESS_WORDS.get(str(r.get('granted')), '')})" if r.get("granted") else ""
+        print(f"{r['request_id']}: {r['status']}{ran}")
     return 0
 
 
 def _trust(paths: Paths, args: argparse.Namespace) -> int:
     from app.core.approvals import Approvals
     from app.core.events import EventBus
-    from app.core.shell import ShellRunner
+    from app.core.host_access import ACCESS_WORDS, pattern_warnings
+    from app.core.patterns import parse_pattern
     from app.core.store import Store
+    from app.host import HostRunner
 
     paths.ensure()
-    approvals = Approvals(Store(paths.db_path), ShellRunner(), EventBus())
+    approvals = Approvals(Store(paths.db_path), HostRunner(), EventBus())
     if args.action == "list":
         rows = approvals.list_patterns()
         if not rows:
             print("no trusted patterns: every host command waits for your approval")
         for p in rows:
-            print(f"{p.id:>4}  {p.agent or '(all agents)':<20} {p.pattern}")
+            full = "  FULL ACCESS" if p.access == "host" else ""
+            print(f"{p.id:>4}  {p.agent or '(all agents)':<20} {p.pattern}{full}")
     elif args.action == "add":
         if args.agent:
             agents, _ = _open_agents(paths)
             agents.get(args.agent)
-        p = approvals.add_pattern(args.pattern, args.agent)
-        print(f"{p.id}: trusted {p.pattern!r} for {p.agent or 'all agents'}")
+        p = approvals.add_pattern(args.pattern, args.agent, access="host" if args.full_access else "sandbox")
+        print(f"{p.id}: trusted {p.pattern!r} for {p.agent or 'all agents'}, {ACCESS_WORDS[p.access]}")
+        for warning in pattern_warnings(parse_pattern(p.pattern), p.access):
+            print(f"warning: {warning}", file=sys.stderr)
     elif args.action == "remove":
         approvals.remove_pattern(args.id)
         print(f"removed pattern {args.id}")

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ class Settings:
     pool_max_idle: int = 8
     pool_per_key: int = 2
     pool_idle_s: float = 300.0
+    hidden_folders: list[str] = field(default_factory=list)  # more folders sandboxed host commands never see
 
     @classmethod
     def load(cls, path: Path) -> Settings:

@@ -252,6 +252,7 @@ class Agent:
     limits: Limits = field(default_factory=Limits)
     enabled: bool = True
     created: float = 0.0
+    host_folders: tuple[str, ...] = ()  # folders on the host the person granted for its host commands
 
 
 @dataclass(frozen=True)

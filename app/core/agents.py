@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -115,6 +116,16 @@ class Agents:
         limits = validate_limits(replace(agent.limits, **changes))
         agent = self._store.update_agent(name, limits=limits)
         self._store.audit("agent.limits", name, actor="user", detail=limits.to_json())
+        self._events.emit("agents.changed", agent)
+        return agent
+
+    def set_host_folders(self, name: str, folders: Sequence[str], check: Callable[[str], str]) -> Agent:
+        """Grant `folders` to the agent's host commands (each made a real path by `check`, which refuses what
+        cannot be granted); an empty list takes every grant back."""
+        self.get(name)
+        granted = tuple(dict.fromkeys(check(f) for f in folders))
+        agent = self._store.update_agent(name, host_folders=granted)
+        self._store.audit("agent.host_folders", name, actor="user", detail={"host_folders": list(granted)})
         self._events.emit("agents.changed", agent)
         return agent
 

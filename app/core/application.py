@@ -18,12 +18,13 @@ from app.core.agents import Agents
 from app.core.approvals import Approvals
 from app.core.containers import Containers
 from app.core.events import Event, EventBus
-from app.core.shell import ShellRunner
+from app.core.host_access import FolderPolicy, check_grant, hidden_paths
 from app.core.store import Store
 from app.core.tokens import TokenVault
 from app.core.workspace import Workspaces
 from app.engine import Engine
 from app.errors import BerthError, EngineUnavailable
+from app.host import HostRunner
 from app.model import Agent, ContainerEvent, Kind
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,23 @@ class Application:
         self.containers = Containers(
             self.engine, self.store, self.admission, self.workspaces, self.events, PREFERRED_IMAGES[-1]
         )
-        self.approvals = Approvals(self.store, ShellRunner(), self.events, expiry_s=self.settings.approval_expiry_s)
+        self.host = HostRunner(hidden=self.hidden_paths)
+        self.folders = FolderPolicy(paths, self.workspaces.path, lambda name: self.agents.get(name).host_folders)
+        self.approvals = Approvals(
+            self.store, self.host, self.events, expiry_s=self.settings.approval_expiry_s, folders=self.folders
+        )
         self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
         self.engine_available = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.events.subscribe(self._on_agents_changed, "agents.changed")
+
+    def hidden_paths(self) -> list[str]:
+        """What sandboxed host commands never see: Berth's folders, the person's secrets, Settings' list."""
+        return hidden_paths(self.paths, self.settings.hidden_folders)
+
+    def set_host_folders(self, agent: str, folders: list[str]) -> Agent:
+        """Grant host folders to an agent's host commands (blocking: call from a thread)."""
+        return self.agents.set_host_folders(agent, folders, lambda f: check_grant(f, self.paths, self.hidden_paths()))
 
     # -- life cycle ------------------------------------------------------------------------------
 

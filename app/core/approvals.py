@@ -18,15 +18,15 @@ import builtins
 import json
 import logging
 import math
-import os
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from app.core.display import display_command
+from app.core.display import display_command, display_text
 from app.core.events import EventBus
+from app.core.host_access import FolderPolicy, request_warnings
 from app.core.patterns import (
     MAX_COMMAND_LENGTH,
     Pattern,
@@ -37,9 +37,9 @@ from app.core.patterns import (
     pattern_matches,
     propose_pattern,
 )
-from app.core.shell import ShellResult, ShellRunner
 from app.core.store import Store
 from app.errors import BerthError, Conflict, InvalidParams, NotFound
+from app.host import ACCESS_LEVELS, Access, HostRunner, SandboxStatus, ShellResult
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,17 @@ class ShellRequest:
     decided_at: float | None = None
     result: ShellResult | None = None
     expires_at: float | None = None
+    access: Access = "sandbox"  # what the agent asked for
+    granted: Access | None = None  # what it runs (or ran) with, once approved; never more than `access`
+    warnings: tuple[str, ...] = ()  # what the person should know before approving (host_access.py)
 
     @property
     def final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def effective_access(self) -> Access:
+        return self.granted or self.access
 
     def to_json(self) -> dict[str, Any]:
         """The API.md `shell.request` / `shell.status` result."""
@@ -79,20 +86,25 @@ class ShellRequest:
             "request_id": self.request_id,
             "status": self.status,
             "decided_by": self.decided_by,
+            "access": self.effective_access,
             "result": None if self.result is None else self.result.to_json(),
         }
 
     def to_owner_json(self) -> dict[str, Any]:
-        """The `approvals.list` entry; `display_command` shows hidden characters as escapes."""
+        """The `approvals.list` entry; the display_ fields show hidden characters as escapes."""
         return {
             "request_id": self.request_id,
             "agent": self.agent,
             "command": self.command,
             "display_command": display_command(self.command),
             "cwd": self.cwd,
+            "display_cwd": display_text(self.cwd),
+            "access": self.access,
+            "granted": self.granted,
             "created": self.created,
             "status": self.status,
             "expires_at": self.expires_at,
+            "warnings": list(self.warnings),
         }
 
 
@@ -104,9 +116,16 @@ class TrustedPattern:
     agent: str | None
     pattern: str
     created: float
+    access: Access = "sandbox"
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "agent": self.agent, "pattern": self.pattern, "created": self.created}
+        return {
+            "id": self.id,
+            "agent": self.agent,
+            "pattern": self.pattern,
+            "created": self.created,
+            "access": self.access,
+        }
 
 
 @dataclass
@@ -132,9 +151,18 @@ def _stopped() -> ShellResult:
 class Approvals:
     """Shell requests and trusted patterns, persisted in the store; events: approval.*, patterns.changed."""
 
-    def __init__(self, store: Store, runner: ShellRunner, events: EventBus, *, expiry_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        runner: HostRunner,
+        events: EventBus,
+        *,
+        expiry_s: float = 600.0,
+        folders: FolderPolicy | None = None,
+    ) -> None:
         self._store = store
         self._runner = runner
+        self._folders = folders
         self._events = events
         self.expiry_s = expiry_s
         self._open: dict[str, _Open] = {}
@@ -143,8 +171,16 @@ class Approvals:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
+    @property
+    def sandbox(self) -> SandboxStatus:
+        """Whether sandboxed host commands work here (checked by `start`)."""
+        return self._runner.sandbox
+
     async def start(self) -> None:
         """Take up the requests of an earlier run: pending ones wait (or expire), running ones are closed."""
+        status = await self._runner.check_sandbox()
+        if not status.available:
+            logger.warning("host commands cannot be sandboxed here: %s (none is approved by a pattern)", status.reason)
         rows = await asyncio.to_thread(
             self._store.query, "SELECT * FROM shell_requests WHERE status IN ('pending', 'running') ORDER BY created"
         )
@@ -177,19 +213,31 @@ class Approvals:
 
     # -- the agent's side ------------------------------------------------------------------------
 
-    async def request(self, agent: str, command: str, cwd: str, timeout_s: float, wait_s: float) -> ShellRequest:
-        """Record a request; run it at once if trusted patterns allow it, else queue it; wait up to wait_s."""
+    async def request(
+        self,
+        agent: str,
+        command: str,
+        cwd: str | None,
+        timeout_s: float,
+        wait_s: float,
+        access: Access = "sandbox",
+    ) -> ShellRequest:
+        """Record a request; run it at once if trusted patterns allow it, else queue it; wait up to wait_s.
+
+        `cwd` None is the agent's workspace; anything else must be inside the agent's folders (-32602).
+        """
+        if access not in ACCESS_LEVELS:
+            raise InvalidParams('access: must be "sandbox" or "host"')
         if not isinstance(command, str) or not command.strip():
             raise InvalidParams("command: must be a non-empty string")
         if len(command) > MAX_COMMAND_LENGTH:
             raise InvalidParams(f"command: longer than {MAX_COMMAND_LENGTH} characters")
         if "\0" in command:
             raise InvalidParams("command: contains a NUL character, which no command line can hold")
-        if not isinstance(cwd, str) or not os.path.isabs(cwd):
-            raise InvalidParams("cwd: must be an absolute path")
         timeout = _number("timeout_s", timeout_s, 1, MAX_TIMEOUT_S)
         wait = _number("wait_s", wait_s, 0, MAX_WAIT_S)
-        req = await asyncio.to_thread(self._insert_request, agent, command, cwd, timeout)
+        folder = await asyncio.to_thread(self._policy().resolve, agent, cwd)
+        req = await asyncio.to_thread(self._insert_request, agent, command, folder.path, timeout, access)
         self._track(req)
         if req.status == "running":
             logger.info("shell request %s of %s allowed by %s", req.request_id, agent, req.decided_by)
@@ -228,15 +276,25 @@ class Approvals:
         return [self._from_row(r) for r in rows]
 
     async def decide(
-        self, request_id: str, decision: Decision, trust: str | None = None, actor: str = "user"
+        self,
+        request_id: str,
+        decision: Decision,
+        trust: str | None = None,
+        actor: str = "user",
+        access: Access | None = None,
     ) -> ShellRequest:
         """Approve (the run starts, this returns with status running) or deny a pending request.
 
-        With ``trust``, the pattern is first added to the agent's trusted patterns; it must allow this
+        ``access`` lowers what the agent asked for (``sandbox`` for a ``host`` request), never raises it:
+        the one exception is where no sandbox works, where approving means full access and the person
+        confirms it with ``access="host"``. With ``trust``, the pattern is first added to the agent's
+        trusted patterns (sandboxed, unless ``access="host"`` was chosen explicitly); it must allow this
         exact command. The pattern, the decision and the audit entries are saved in one transaction.
         """
         if decision not in ("approve", "deny"):
             raise InvalidParams('decision: must be "approve" or "deny"')
+        if access is not None and access not in ACCESS_LEVELS:
+            raise InvalidParams('access: must be "sandbox", "host" or null')
         pattern: Pattern | None = None
         if trust is not None:
             if decision != "approve":
@@ -247,7 +305,7 @@ class Approvals:
                 pattern = parse_pattern(trust)
             except PatternError as e:
                 raise InvalidParams(f"trust: {e}") from e
-        req, added = await asyncio.to_thread(self._record_decision, request_id, decision, pattern, actor)
+        req, added = await asyncio.to_thread(self._record_decision, request_id, decision, pattern, actor, access)
         timer = self._timers.pop(request_id, None)
         if timer is not None:
             timer.cancel()
@@ -262,14 +320,19 @@ class Approvals:
 
     # -- trusted patterns ------------------------------------------------------------------------
 
-    def add_pattern(self, pattern: str, agent: str | None = None, *, actor: str = "user") -> TrustedPattern:
-        """Trust a pattern globally or for one agent; adding an existing one returns it unchanged."""
+    def add_pattern(
+        self, pattern: str, agent: str | None = None, *, actor: str = "user", access: Access = "sandbox"
+    ) -> TrustedPattern:
+        """Trust a pattern globally or for one agent, with its access (sandbox unless the person says full
+        access); adding an existing one changes its access to the one given."""
+        if access not in ACCESS_LEVELS:
+            raise InvalidParams('access: must be "sandbox" or "host"')
         try:
             parsed = parse_pattern(pattern)
         except PatternError as e:
             raise InvalidParams(f"pattern: {e}") from e
         with self._store.transaction() as conn:
-            trusted, new = self._insert_pattern(conn, parsed.text, agent, actor)
+            trusted, new = self._insert_pattern(conn, parsed.text, agent, actor, access)
         if new:
             self._events.emit("patterns.changed", trusted)
         return trusted
@@ -296,12 +359,13 @@ class Approvals:
             )
         return [self._pattern_from_row(r) for r in rows]
 
-    def check(self, agent: str, command: str) -> Verdict:
-        """Would ``command`` of ``agent`` run without asking? (its own patterns, then the global ones)."""
-        return check_command(command, [p for _, p in self._patterns_for(agent)])
+    def check(self, agent: str, command: str, access: Access = "sandbox") -> Verdict:
+        """Would ``command`` of ``agent``, asking for ``access``, run without asking? (its own patterns, then
+        the global ones; a sandboxed request never where no sandbox works)."""
+        return check_command(command, [p for _, p in self._eligible(self._patterns_for(agent), access)])
 
     def propose(self, command: str) -> str:
-        """A pattern to offer for "approve and trust" (program, subcommand, `*`), for the person to edit."""
+        """The pattern to offer for "approve and trust": the exact command (wildcards are the person's edit)."""
         try:
             return propose_pattern(command)
         except PatternError as e:
@@ -323,7 +387,34 @@ class Approvals:
             decided_at=row["decided_at"],
             result=ShellResult.from_json(json.loads(row["result"])) if row["result"] else None,
             expires_at=row["created"] + self.expiry_s if status == "pending" else None,
+            access=row["access"],
+            granted=row["granted"],
+            warnings=tuple(self._warnings(row["agent"], row["command"], row["cwd"], row["access"]))
+            if status == "pending"
+            else (),
         )
+
+    def _warnings(self, agent: str, command: str, cwd: str, access: Access) -> builtins.list[str]:
+        folders = self._folders
+        writable = folders is not None and folders.in_workspace(agent, cwd)
+        warnings = request_warnings(command, cwd, access, cwd_writable_by_containers=writable)
+        if access == "sandbox" and not self.sandbox.available:
+            warnings.append(f"No sandbox works here ({self.sandbox.reason}): approving it gives it full access.")
+        return warnings
+
+    def _policy(self) -> FolderPolicy:
+        if self._folders is None:
+            raise RuntimeError("Approvals was made without a folder policy: it cannot take requests")
+        return self._folders
+
+    def _eligible(
+        self, entries: builtins.list[tuple[TrustedPattern, Pattern]], access: Access
+    ) -> builtins.list[tuple[TrustedPattern, Pattern]]:
+        """The patterns that may approve a request for `access`: a host request only by full-access patterns,
+        a sandboxed one by any, but only where the sandbox works."""
+        if access == "host":
+            return [e for e in entries if e[0].access == "host"]
+        return entries if self.sandbox.available else []
 
     def _load(self, request_id: str) -> ShellRequest | None:
         rows = self._store.query("SELECT * FROM shell_requests WHERE id = ?", (request_id,))
@@ -338,17 +429,16 @@ class Approvals:
                 logger.warning("ignoring trusted pattern %d %r: %s", trusted.id, trusted.pattern, e)
         return out
 
-    def _insert_request(self, agent: str, command: str, cwd: str, timeout_s: float) -> ShellRequest:
-        if not os.path.isdir(cwd):
-            raise InvalidParams(f"cwd: {cwd!r} is not an existing directory")
-        entries = self._patterns_for(agent)
+    def _insert_request(self, agent: str, command: str, cwd: str, timeout_s: float, access: Access) -> ShellRequest:
+        entries = self._eligible(self._patterns_for(agent), access)
         verdict = check_command(command, [p for _, p in entries])
         request_id, now = "sr-" + secrets.token_hex(8), time.time()
         with self._store.transaction() as conn:
-            sql = "INSERT INTO shell_requests (id, agent, command, cwd, timeout_s, created, status"
+            sql = "INSERT INTO shell_requests (id, agent, command, cwd, timeout_s, created, access, status"
             if not verdict.allowed:
                 conn.execute(
-                    sql + ") VALUES (?, ?, ?, ?, ?, ?, 'pending')", (request_id, agent, command, cwd, timeout_s, now)
+                    sql + ") VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')",
+                    (request_id, agent, command, cwd, timeout_s, now, access),
                 )
             else:
                 # decided_by names the pattern that allowed the first simple command; the audit lists them all.
@@ -356,36 +446,62 @@ class Approvals:
                 ids = [next(t.id for t, p in entries if p.text == text) for text in texts]
                 decided_by = f"pattern:{ids[0]}"
                 conn.execute(
-                    sql + ", decided_by, decided_at, started) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-                    (request_id, agent, command, cwd, timeout_s, now, decided_by, now, now),
+                    sql + ", granted, decided_by, decided_at, started) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                    (request_id, agent, command, cwd, timeout_s, now, access, access, decided_by, now, now),
                 )
-                detail = {"command": command, "cwd": cwd, "patterns": ids}
+                detail = {"command": command, "cwd": cwd, "patterns": ids, "access": access}
                 self._store.audit("shell.approve", request_id, agent=agent, actor=decided_by, detail=detail)
             return self._from_row(conn.execute("SELECT * FROM shell_requests WHERE id = ?", (request_id,)).fetchone())
 
     def _insert_pattern(
-        self, conn: sqlite3.Connection, text: str, agent: str | None, actor: str
+        self, conn: sqlite3.Connection, text: str, agent: str | None, actor: str, access: Access = "sandbox"
     ) -> tuple[TrustedPattern, bool]:
         if agent is not None and conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
             raise NotFound(f"no such agent: {agent}")
         sql = "SELECT * FROM trusted_patterns WHERE COALESCE(agent, '') = ? AND pattern = ?"
         row = conn.execute(sql, (agent or "", text)).fetchone()
+        detail = {"pattern": text, "access": access}
         if row is not None:
-            return self._pattern_from_row(row), False
-        insert = "INSERT INTO trusted_patterns (agent, pattern, created) VALUES (?, ?, ?)"
-        cur = conn.execute(insert, (agent, text, time.time()))
+            if row["access"] == access:
+                return self._pattern_from_row(row), False
+            conn.execute("UPDATE trusted_patterns SET access = ? WHERE id = ?", (access, row["id"]))
+            self._store.audit("trust.access", f"pattern:{row['id']}", agent=agent, actor=actor, detail=detail)
+            new_row = conn.execute("SELECT * FROM trusted_patterns WHERE id = ?", (row["id"],)).fetchone()
+            return self._pattern_from_row(new_row), True
+        insert = "INSERT INTO trusted_patterns (agent, pattern, created, access) VALUES (?, ?, ?, ?)"
+        cur = conn.execute(insert, (agent, text, time.time(), access))
         trusted = self._pattern_from_row(
             conn.execute("SELECT * FROM trusted_patterns WHERE id = ?", (cur.lastrowid,)).fetchone()
         )
-        self._store.audit("trust.add", f"pattern:{trusted.id}", agent=agent, actor=actor, detail={"pattern": text})
+        self._store.audit("trust.add", f"pattern:{trusted.id}", agent=agent, actor=actor, detail=detail)
         return trusted, True
 
     @staticmethod
     def _pattern_from_row(row: sqlite3.Row) -> TrustedPattern:
-        return TrustedPattern(id=row["id"], agent=row["agent"], pattern=row["pattern"], created=row["created"])
+        return TrustedPattern(
+            id=row["id"], agent=row["agent"], pattern=row["pattern"], created=row["created"], access=row["access"]
+        )
+
+    def _granted(self, asked: Access, chosen: Access | None) -> Access:
+        """The access an approval gives: the one asked for, or lower; full access where no sandbox works only
+        when the person chose it explicitly."""
+        if chosen == "host" and asked == "sandbox" and self.sandbox.available:
+            raise InvalidParams(
+                "access: the agent asked for the sandbox; an approval never gives more than was asked "
+                "(approve it in the sandbox, or deny it)"
+            )
+        granted = chosen or asked
+        if granted == "sandbox" and not self.sandbox.available:
+            raise InvalidParams(
+                f"no sandbox works here ({self.sandbox.reason}): approving runs the command with full access "
+                'as you; to do that, approve with full access (access "host", `--full-access`)',
+                hint="install bubblewrap to run host commands in a sandbox",
+            )
+        return granted
 
     def _record_decision(
-        self, request_id: str, decision: Decision, pattern: Pattern | None, actor: str
+        self, request_id: str, decision: Decision, pattern: Pattern | None, actor: str, access: Access | None = None
     ) -> tuple[ShellRequest, TrustedPattern | None]:
         with self._store.transaction() as conn:
             row = conn.execute("SELECT * FROM shell_requests WHERE id = ?", (request_id,)).fetchone()
@@ -393,20 +509,23 @@ class Approvals:
                 raise NotFound(f"no shell request {request_id}")
             if row["status"] != "pending":
                 raise Conflict(f"request {request_id} is already {row['status']}")
+            granted = self._granted(row["access"], access) if decision == "approve" else None
             added: TrustedPattern | None = None
             if pattern is not None:
                 if not pattern_matches(pattern, row["command"]):
                     raise InvalidParams(f"trust: the pattern `{pattern.text}` does not match the command")
-                added, new = self._insert_pattern(conn, pattern.text, row["agent"], actor)
+                pattern_access: Access = "host" if access == "host" else "sandbox"
+                added, new = self._insert_pattern(conn, pattern.text, row["agent"], actor, pattern_access)
                 added = added if new else None
             now = time.time()
             if decision == "approve":
-                sql = "UPDATE shell_requests SET status = 'running', decided_by = ?, decided_at = ?, started = ?"
-                conn.execute(sql + " WHERE id = ? AND status = 'pending'", (actor, now, now, request_id))
+                sql = "UPDATE shell_requests SET status = 'running', granted = ?, decided_by = ?, decided_at = ?"
+                sql += ", started = ? WHERE id = ? AND status = 'pending'"
+                conn.execute(sql, (granted, actor, now, now, request_id))
             else:
                 sql = "UPDATE shell_requests SET status = 'denied', decided_by = ?, decided_at = ?"
                 conn.execute(sql + " WHERE id = ? AND status = 'pending'", (actor, now, request_id))
-            detail: dict[str, Any] = {"command": row["command"], "cwd": row["cwd"]}
+            detail: dict[str, Any] = {"command": row["command"], "cwd": row["cwd"], "access": granted or row["access"]}
             if pattern is not None:
                 detail["trust"] = pattern.text
             self._store.audit(f"shell.{decision}", request_id, agent=row["agent"], actor=actor, detail=detail)
@@ -492,7 +611,9 @@ class Approvals:
 
     async def _run(self, req: ShellRequest) -> None:
         try:
-            result = await self._runner.run(req.command, req.cwd, req.timeout_s)
+            # Checked again now: the folder may have been swapped for a symlink, or the grant taken back.
+            folder = await asyncio.to_thread(self._policy().resolve, req.agent, req.cwd)
+            result = await self._runner.run(req.command, folder, req.timeout_s, access=req.effective_access)
         except BerthError as e:
             result = ShellResult(exit_code=None, stdout="", stderr=f"the command did not run: {e.message}")
         except OSError as e:

@@ -324,14 +324,29 @@ def pattern_matches(pattern: Pattern, command: str) -> bool:
 
 
 def propose_pattern(command: str) -> str:
-    """Pattern to offer for "approve & trust": program, a subcommand-like second word if any, then ``*``."""
+    """The pattern to offer for "approve & trust": the exact command, word for word. It allows this very
+    command and nothing more; a wildcard is the person's own edit (the editor says what it would allow).
+    PatternError when no pattern can hold the command exactly (several commands, quoted words with spaces
+    or shell characters, a word that is `*`)."""
     try:
-        argv = parse_literal_commands(command)[0]
+        commands = parse_literal_commands(command)
     except PatternError as exc:
         raise PatternError(f"cannot propose a pattern: the command {exc}") from exc
-    if len(argv) > 1 and _SUBCOMMAND_RE.fullmatch(argv[1]):
-        return f"{argv[0]} {argv[1]} *"
-    return f"{argv[0]} *"
+    if len(commands) != 1:
+        raise PatternError("cannot propose a pattern: it is several commands; trust each of them on its own")
+    argv = commands[0]
+    if not _PROGRAM_RE.fullmatch(argv[0]) or argv[0] in _RESERVED:
+        raise PatternError(f"cannot propose a pattern: the program `{argv[0]}` cannot start a pattern")
+    for word in argv[1:]:
+        if word == "*":
+            raise PatternError("cannot propose a pattern: the word `*` would be a wildcard in a pattern")
+        if not word:
+            raise PatternError("cannot propose a pattern for it exactly: it has an empty word ('')")
+        try:
+            _check_pattern_word(word)
+        except PatternError as exc:
+            raise PatternError(f"cannot propose a pattern for it exactly: {exc}") from exc
+    return " ".join(argv)
 
 
 def explain_pattern(pattern: Pattern) -> str:

@@ -95,6 +95,14 @@ MIGRATIONS: list[str] = [
     -- UNIQUE treats NULLs as distinct: this index keeps global patterns (agent NULL) unique too.
     CREATE UNIQUE INDEX trusted_patterns_unique ON trusted_patterns (COALESCE(agent, ''), pattern);
     """,
+    # 3: host access (app/host/): what a request asked for and what it was granted, a pattern's access,
+    # and the host folders the person granted each agent. Existing patterns and requests become sandboxed ones.
+    """
+    ALTER TABLE shell_requests ADD COLUMN access TEXT NOT NULL DEFAULT 'sandbox';
+    ALTER TABLE shell_requests ADD COLUMN granted TEXT;
+    ALTER TABLE trusted_patterns ADD COLUMN access TEXT NOT NULL DEFAULT 'sandbox';
+    ALTER TABLE agents ADD COLUMN host_folders TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 _SCHEMA_VERSION_DDL = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied REAL)"
@@ -260,7 +268,13 @@ class Store:
     def _agent(row: sqlite3.Row) -> Agent:
         raw = json.loads(row["limits"])
         limits = Limits(**{k: v for k, v in raw.items() if k in _LIMIT_FIELDS})
-        return Agent(name=row["name"], limits=limits, enabled=bool(row["enabled"]), created=row["created"])
+        return Agent(
+            name=row["name"],
+            limits=limits,
+            enabled=bool(row["enabled"]),
+            created=row["created"],
+            host_folders=tuple(json.loads(row["host_folders"] or "[]")) if "host_folders" in row.keys() else (),  # noqa: SIM118
+        )
 
     def add_agent(self, name: str, limits: Limits, token_hash: str) -> Agent:
         with self.transaction() as conn:
@@ -287,9 +301,17 @@ class Store:
         return [self._agent(r) for r in self.query("SELECT * FROM agents ORDER BY name")]
 
     def update_agent(
-        self, name: str, *, limits: Limits | None = None, enabled: bool | None = None, token_hash: str | None = None
+        self,
+        name: str,
+        *,
+        limits: Limits | None = None,
+        enabled: bool | None = None,
+        token_hash: str | None = None,
+        host_folders: tuple[str, ...] | None = None,
     ) -> Agent:
         changes: dict[str, Any] = {}
+        if host_folders is not None:
+            changes["host_folders"] = json.dumps(list(host_folders))
         if limits is not None:
             changes["limits"] = json.dumps(limits.to_json())
         if enabled is not None:

@@ -162,8 +162,8 @@ class BerthClient:
     def approvals(self, status: str | None = "pending") -> Any:
         return self.call("approvals.list", status=status)
 
-    def decide(self, request_id: str, decision: str, trust: str | None = None) -> Any:
-        return self.call("approvals.decide", request_id=request_id, decision=decision, trust=trust)
+    def decide(self, request_id: str, decision: str, trust: str | None = None, access: str | None = None) -> Any:
+        return self.call("approvals.decide", request_id=request_id, decision=decision, trust=trust, access=access)
 
     def agents(self) -> Any:
         return self.call("agents.list")

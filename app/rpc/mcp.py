@@ -282,7 +282,10 @@ TOOLS: tuple[ToolSpec, ...] = (
         "shell.request",
         "Run a command on the host (needs approval)",
         "Ask to run a shell command on the host machine itself, outside any container, e.g. git or a tool that is "
-        "only installed there. Prefer run_command when a container will do. The person approves or denies each "
+        "only installed there. Prefer run_command when a container will do. By default it runs in a sandbox: it "
+        "reads the host's files, writes only its working folder, has no network and cannot see secrets; ask for "
+        "access 'host' only when it truly needs more (the person must approve full access). cwd must be your "
+        "workspace or a host folder the person granted you. The person approves or denies each "
         "command unless it matches a pattern they trust. The call waits up to wait_s seconds: if the command has "
         "finished, the result holds its output (status 'done'); if the person has not decided yet, status is "
         "'pending' with a request_id: call check_host_command with it later. Status 'denied' or 'expired' means "
@@ -291,7 +294,15 @@ TOOLS: tuple[ToolSpec, ...] = (
             "command": {"type": "string", "description": "The command, exactly as it will run under /bin/sh -c."},
             "cwd": {
                 "type": "string",
-                "description": "Absolute working directory on the host (default: your workspace).",
+                "description": "Absolute working directory on the host: your workspace or a folder inside it, or "
+                "a host folder the person granted you (default: your workspace).",
+            },
+            "access": {
+                "type": "string",
+                "enum": ["sandbox", "host"],
+                "default": "sandbox",
+                "description": "'sandbox' (default): read-only file system except cwd, no network. 'host': full "
+                "access as the person, only if they approve it.",
             },
             "timeout_s": {
                 "type": "number",

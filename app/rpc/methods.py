@@ -97,6 +97,7 @@ async def system_info(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     if app.vault.warning:
         out["keyring"] = {"backend": app.vault.backend, "warning": app.vault.warning}
     out["cpu_quota"] = {"mechanism": app.engine.cpu_groups.mechanism, "reason": app.engine.cpu_groups.reason}
+    out["host_sandbox"] = (await app.host.check_sandbox()).to_json()
     if p.agent is not None:
         usage = await app.containers.usage(p.agent) if engine.available else app.containers.usage_offline(p.agent)
         out["agent"] = {"name": p.agent.name, "limits": p.agent.limits.to_json(), "usage": usage}
@@ -227,13 +228,13 @@ async def workspace_delete(app: Application, p: Principal, a: dict[str, Any]) ->
     "shell.request",
     Param("command", str),
     Param("cwd", str, None, nullable=True),
+    Param("access", str, "sandbox", one_of("sandbox", "host")),
     Param("timeout_s", (int, float), 300, in_range(1, 3600)),
     Param("wait_s", (int, float), 0, in_range(0, 600)),
 )
 async def shell_request(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     agent = _agent(p)
-    cwd = a["cwd"] or str(await asyncio.to_thread(app.workspaces.path, agent.name))
-    req = await app.approvals.request(agent.name, a["command"], cwd, a["timeout_s"], a["wait_s"])
+    req = await app.approvals.request(agent.name, a["command"], a["cwd"], a["timeout_s"], a["wait_s"], a["access"])
     return req.to_json()
 
 
@@ -271,9 +272,10 @@ async def approvals_list(app: Application, p: Principal, a: dict[str, Any]) -> A
     "approvals.decide",
     Param("request_id", str),
     Param("decision", str, check=one_of("approve", "deny")),
+    Param("access", str, None, one_of("sandbox", "host"), nullable=True),
     Param("trust", str, None, nullable=True),
     owner_only=True,
 )
 async def approvals_decide(app: Application, p: Principal, a: dict[str, Any]) -> Any:
-    req = await app.approvals.decide(a["request_id"], a["decision"], a["trust"])
+    req = await app.approvals.decide(a["request_id"], a["decision"], a["trust"], access=a["access"])
     return req.to_owner_json() | req.to_json()

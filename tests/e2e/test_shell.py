@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,16 @@ def trust_all(server: Server, agent: str | None = None) -> dict[str, int]:
     return ids
 
 
+def workspace(server: Server, agent: str) -> Path:
+    return server.data_dir / "workspaces" / agent
+
+
 def test_trusted_command_runs_at_once(server: Server, tmp_path: Path) -> None:
     ids = trust_all(server)
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "f.txt").write_text("x")
+    berth(server.data_dir, "agents", "set", "alice", "--host-folder", str(folder))  # a folder the person granted
     r = server.client("alice").shell("ls -1", cwd=str(folder), wait_s=10)
     assert r["status"] == "done" and r["decided_by"] == f"pattern:{ids['ls *']}"
     assert r["result"]["exit_code"] == 0 and r["result"]["stdout"] == "f.txt\n"
@@ -36,28 +40,28 @@ def test_trusted_command_runs_at_once(server: Server, tmp_path: Path) -> None:
     assert r["result"]["stdout"] == "in-ws.txt\n"
 
 
-def test_queued_command_waits_for_the_person(server: Server, tmp_path: Path) -> None:
+def test_queued_command_waits_for_the_person(server: Server) -> None:
     alice = server.client("alice")
-    r = alice.shell(f"echo approved > {tmp_path}/out.txt; echo done", wait_s=0.5)
+    written = workspace(server, "alice") / "out.txt"
+    r = alice.shell("echo approved > out.txt; echo done", wait_s=0.5)
     assert r["status"] == "pending" and r["decided_by"] is None and r["result"] is None
     rid = r["request_id"]
-    assert not (tmp_path / "out.txt").exists()
+    assert not written.exists()
     listed = berth(server.data_dir, "approvals", "list").stdout
     assert rid in listed and "agent=alice" in listed and "echo approved" in listed
     out = berth(server.data_dir, "approvals", "approve", rid).stdout
     assert rid in out
     r = alice.shell_status(rid, wait_s=10)
-    assert r["status"] == "done" and r["decided_by"] == "user"
-    assert r["result"]["stdout"] == "done\n" and (tmp_path / "out.txt").read_text() == "approved\n"
+    assert r["status"] == "done" and r["decided_by"] == "user" and r["access"] == "sandbox"
+    assert r["result"]["stdout"] == "done\n" and written.read_text() == "approved\n"
 
 
-def test_denied_command_never_runs(server: Server, tmp_path: Path) -> None:
-    marker = tmp_path / "marker"
+def test_denied_command_never_runs(server: Server) -> None:
+    marker = workspace(server, "alice") / "marker"
     r = server.client("alice").shell(f"touch {marker}")
     berth(server.data_dir, "approvals", "deny", r["request_id"])
     r = server.client("alice").shell_status(r["request_id"], wait_s=5)
-    assert r["status"] == "denied" and r["result"] is None
-    time.sleep(0.3)
+    assert r["status"] == "denied" and r["result"] is None  # final, and no run started: nothing ever will
     assert not marker.exists()
     # A decided request cannot be decided again.
     assert berth(server.data_dir, "approvals", "approve", r["request_id"], check=False).returncode == 1
@@ -69,7 +73,7 @@ def test_expired_command_never_runs(tmp_path: Path) -> None:
     (server.data_dir / "settings.json").write_text(json.dumps({"approval_expiry_s": 1}))
     server.start()
     try:
-        marker = tmp_path / "marker"
+        marker = workspace(server, "alice") / "marker"
         r = server.client("alice").shell(f"touch {marker}", wait_s=5)
         assert r["status"] == "expired"
         assert berth(server.data_dir, "approvals", "approve", r["request_id"], check=False).returncode == 1
@@ -78,26 +82,26 @@ def test_expired_command_never_runs(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_pending_request_survives_a_restart(server: Server, tmp_path: Path) -> None:
-    r = server.client("alice").shell(f"echo after-restart > {tmp_path}/out.txt")
+def test_pending_request_survives_a_restart(server: Server) -> None:
+    r = server.client("alice").shell("echo after-restart > out.txt")
     server.stop()
     server.start()
     berth(server.data_dir, "approvals", "approve", r["request_id"])
     r = server.client("alice").shell_status(r["request_id"], wait_s=10)
     assert r["status"] == "done"
-    assert (tmp_path / "out.txt").read_text() == "after-restart\n"
+    assert (workspace(server, "alice") / "out.txt").read_text() == "after-restart\n"
 
 
-def test_approve_and_trust(server: Server, tmp_path: Path) -> None:
+def test_approve_and_trust(server: Server) -> None:
     alice = server.client("alice")
-    r = alice.shell("wc -c /etc/hostname", cwd=str(tmp_path))
+    r = alice.shell("wc -c /etc/hostname")
     # A pattern that does not cover the command is refused and nothing is saved.
     bad = berth(server.data_dir, "approvals", "approve", r["request_id"], "--trust", "wc -l *", check=False)
     assert bad.returncode == 1 and "trust" in bad.stderr
     assert "wc" not in berth(server.data_dir, "trust", "list").stdout
     berth(server.data_dir, "approvals", "approve", r["request_id"], "--trust", "wc *")
     assert alice.shell_status(r["request_id"], wait_s=10)["status"] == "done"
-    again = alice.shell("wc -c /etc/hostname", cwd=str(tmp_path), wait_s=10)
+    again = alice.shell("wc -c /etc/hostname", wait_s=10)
     assert again["status"] == "done" and again["decided_by"].startswith("pattern:")
     # The pattern was trusted for alice only.
     assert server.client("bob").shell("wc -c /etc/hostname")["status"] == "pending"
@@ -168,17 +172,23 @@ ATTACKS = [
 ]
 
 
-def test_attack_commands_have_no_side_effects(server: Server, tmp_path: Path) -> None:
+def test_attack_commands_have_no_side_effects(server: Server) -> None:
+    """Attack: commands that try to slip `touch MARKER` past trusted patterns; markers live in the workspace,
+    which a sandboxed command may write, so any that ran would show."""
     trust_all(server)
     alice = server.client("alice")
     markers = []
     requests = {}
     for i, template in enumerate(ATTACKS):
-        marker = tmp_path / f"m{i}"
+        marker = workspace(server, "alice") / f"m{i}"
         markers.append(marker)
-        requests[template] = alice.shell(template.format(m=marker), cwd=str(tmp_path))["request_id"]
-    time.sleep(1.0)
-    statuses = {t: alice.shell_status(rid)["status"] for t, rid in requests.items()}
+        requests[template] = alice.shell(template.format(m=marker))["request_id"]
+    # Every request is either waiting for the person or allowed; wait for the allowed ones to finish.
+    statuses = {}
+    for t, rid in requests.items():
+        status = alice.shell_status(rid)["status"]
+        statuses[t] = status if status == "pending" else alice.shell_status(rid, wait_s=30)["status"]
+    assert all(s in ("pending", "done") for s in statuses.values()), statuses
     assert [m.name for m in markers if m.exists()] == []
     allowed = {t for t, s in statuses.items() if s != "pending"}
     assert allowed == {"ls '$(touch {m})'", "echo '`touch {m}`'"}, allowed

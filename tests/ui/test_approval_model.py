@@ -7,7 +7,7 @@ import time
 from PySide6.QtTest import QAbstractItemModelTester
 
 from app.core.approvals import ShellRequest
-from app.core.shell import ShellResult
+from app.host import ShellResult
 from app.ui.approval_model import COL_COMMAND, COL_EXIT, COL_STATUS, RequestTableModel, first_line
 from app.ui.tray import Notifier, command_start
 

@@ -20,6 +20,12 @@ def queue(h: Harness) -> ApprovalQueue:
     return h.desktop.wiring.queue
 
 
+@pytest.fixture
+def ws(harness: Harness) -> Path:
+    """The agent's workspace: where its host commands may run."""
+    return Path(harness.app.workspaces.path("demo"))
+
+
 async def request(h: Harness, command: str, cwd: Path) -> str:
     r = await h.rpc("shell.request", command=command, cwd=str(cwd))
     assert r["status"] == "pending", r
@@ -28,18 +34,18 @@ async def request(h: Harness, command: str, cwd: Path) -> str:
     return rid
 
 
-async def test_request_shows_in_queue_with_badge_and_approve_runs_it(harness: Harness, tmp_path: Path) -> None:
+async def test_request_shows_in_queue_with_badge_and_approve_runs_it(harness: Harness, ws: Path) -> None:
     h, q = harness, queue(harness)
     h.window.show_view("approvals")
     command = "echo hello-from-the-host\necho second-line; pwd"
-    rid = await request(h, command, tmp_path)
+    rid = await request(h, command, ws)
     badge = h.window.nav["approvals"].badge
     await wait_until(lambda: badge.isVisible() and badge.text() == "1", what="the badge")
     assert q.select_request(rid)
     # The whole command, every line, exactly as it runs.
     assert q.detail.command.toPlainText() == command
     assert not q.detail.warning.isVisible()
-    assert "demo" in q.detail.heading.text() and str(tmp_path) in q.detail.meta.text()
+    assert "demo" in q.detail.heading.text() and str(ws) in q.detail.meta.text()
     row = q.pending_model.row_of(rid)
     assert "+1 more line" in q.pending_model.index(row, COL_COMMAND).data()
 
@@ -47,7 +53,7 @@ async def test_request_shows_in_queue_with_badge_and_approve_runs_it(harness: Ha
     assert done is not None and done.status == "running"
     status = await h.rpc("shell.status", request_id=rid, wait_s=10)
     assert status["status"] == "done" and status["decided_by"] == "user"
-    assert status["result"]["stdout"] == f"hello-from-the-host\nsecond-line\n{tmp_path}\n"
+    assert status["result"]["stdout"] == f"hello-from-the-host\nsecond-line\n{ws}\n"
     await wait_until(lambda: not badge.isVisible(), what="the badge to go")
     await wait_until(
         lambda: (r := q.history_model.get(rid)) is not None and r.status == "done", what="the request in the history"
@@ -61,12 +67,12 @@ async def test_request_shows_in_queue_with_badge_and_approve_runs_it(harness: Ha
     assert q.pending_stack.currentWidget() is q.empty
 
 
-async def test_deny_from_the_keyboard_and_it_never_runs(harness: Harness, tmp_path: Path) -> None:
+async def test_deny_from_the_keyboard_and_it_never_runs(harness: Harness, ws: Path) -> None:
     h, q = harness, queue(harness)
     h.window.show_view("approvals")
     h.window.activateWindow()
-    marker = tmp_path / "marker"
-    rid = await request(h, f"touch {marker}", tmp_path)
+    marker = ws / "marker"
+    rid = await request(h, f"touch {marker}", ws)
     assert q.select_request(rid)
     q.pending_table.setFocus()
     QTest.keyClick(q.pending_table, Qt.Key.Key_Delete)
@@ -78,18 +84,18 @@ async def test_deny_from_the_keyboard_and_it_never_runs(harness: Harness, tmp_pa
     assert not marker.exists()
 
 
-async def test_approve_and_trust_saves_a_pattern_that_then_allows_the_command(harness: Harness, tmp_path: Path) -> None:
+async def test_approve_and_trust_saves_a_pattern_that_then_allows_the_command(harness: Harness, ws: Path) -> None:
     h, q = harness, queue(harness)
     h.window.show_view("approvals")
-    folder = tmp_path / "folder"
+    folder = ws / "folder"
     folder.mkdir()
     (folder / "a.txt").write_text("x")
     rid = await request(h, "ls -1 .", folder)
     assert q.select_request(rid)
     await q.open_trust()
     box = q.detail.trust
-    assert box.isVisible() and box.pattern.text() == "ls *"  # the core's proposal
-    assert box.confirm.isEnabled() and "followed by any arguments" in box.verdict.text()
+    assert box.isVisible() and box.pattern.text() == "ls -1 ."  # the core's proposal: the exact command
+    assert box.confirm.isEnabled() and "exactly" in box.verdict.text()
     box.pattern.setText("cat *")  # does not allow this command: refused before saving
     assert not box.confirm.isEnabled() and "does not allow" in box.verdict.text()
     box.pattern.setText("ls $(x)")
@@ -114,13 +120,11 @@ async def test_approve_and_trust_saves_a_pattern_that_then_allows_the_command(ha
 
 
 @pytest.mark.parametrize(("hidden", "escape"), [("\u202e", "\\u202e"), ("\u200b", "\\u200b")])
-async def test_hidden_characters_are_shown_as_escapes(
-    harness: Harness, tmp_path: Path, hidden: str, escape: str
-) -> None:
+async def test_hidden_characters_are_shown_as_escapes(harness: Harness, ws: Path, hidden: str, escape: str) -> None:
     h, q = harness, queue(harness)
     h.window.show_view("approvals")
     command = f"echo safe{hidden}; rm -rf ~/important"
-    rid = await request(h, command, tmp_path)
+    rid = await request(h, command, ws)
     assert q.select_request(rid)
     shown = q.detail.command.toPlainText()
     assert escape in shown and hidden not in shown
@@ -134,12 +138,12 @@ async def test_hidden_characters_are_shown_as_escapes(
     await q.deny_selected()
 
 
-async def test_without_a_tray_the_window_is_the_channel(harness: Harness, tmp_path: Path) -> None:
+async def test_without_a_tray_the_window_is_the_channel(harness: Harness, ws: Path) -> None:
     h = harness
     w = h.desktop.wiring
     assert w.tray is None and not h.window.close_to_tray  # offscreen: no system tray
     h.window.show_view("containers")
-    rid = await request(h, "echo banner", tmp_path)
+    rid = await request(h, "echo banner", ws)
     await wait_until(lambda: w.banner.isVisible(), what="the in-window banner")
     assert "1 command waiting" in w.banner.text.text() and "echo banner" in w.banner.detail.text()
     w.banner.review.click()
@@ -148,6 +152,6 @@ async def test_without_a_tray_the_window_is_the_channel(harness: Harness, tmp_pa
     # Notifications off in Settings: no new notification, the badge still counts.
     h.app.settings.notifications = False
     before = len(w.notifier.sent)
-    await request(h, "echo quiet", tmp_path)
+    await request(h, "echo quiet", ws)
     assert len(w.notifier.sent) == before
     await wait_until(lambda: h.window.nav["approvals"].badge.text() == "2", what="the badge")

@@ -62,7 +62,7 @@ async def probe(root: Path) -> dict[str, Any]:
         out["window_hidden"] = not desktop.window.isVisible()
 
         await asyncio.to_thread(app.agents.add, "tray-agent")
-        req = await app.approvals.request("tray-agent", "echo from the tray test && sleep 0", str(root), 60, 0)
+        req = await app.approvals.request("tray-agent", "echo from the tray test && sleep 0", None, 60, 0)
         out["notified"] = await until(lambda: bool(shown))
         out["message"] = shown[0] if shown else None
         out["sent"] = [n.channel for n in wiring.notifier.sent]

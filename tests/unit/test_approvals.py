@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from app.config import Paths
 from app.core.approvals import STOPPED, Approvals, ShellRequest
 from app.core.events import Event, EventBus
-from app.core.shell import ShellRunner
+from app.core.host_access import FolderPolicy, hidden_paths
 from app.core.store import Store
 from app.errors import Conflict, InvalidParams, NotFound
+from app.host import HostRunner
 from app.model import Limits
 
 
@@ -34,9 +36,11 @@ class World:
     """A store on disk, an event bus and the Approvals over them, reopenable like a restart of Berth."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.db = tmp_path / "data" / "berth.sqlite3"
-        self.cwd = tmp_path / "work"
-        self.cwd.mkdir()
+        self.paths = Paths(tmp_path / "data", tmp_path / "data" / "state", tmp_path / "data" / "logs")
+        self.paths.ensure()
+        self.db = self.paths.db_path
+        self.host_folders: dict[str, list[str]] = {"alice": [], "bob": []}
+        self.cwd = self.workspace("alice")  # alice's requests run in her workspace unless a test says otherwise
         self.store = Store(self.db)
         for name in ("alice", "bob"):
             self.store.add_agent(name, Limits(), token_hash=f"hash-{name}")
@@ -44,8 +48,15 @@ class World:
         self.recorder = Recorder(self.bus)
         self.approvals = self._make()
 
+    def workspace(self, agent: str) -> Path:
+        folder = self.paths.workspaces_dir / agent
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _make(self, expiry_s: float = 600.0) -> Approvals:
-        return Approvals(self.store, ShellRunner(drain_grace_s=0.2), self.bus, expiry_s=expiry_s)
+        runner = HostRunner(drain_grace_s=0.2, hidden=hidden_paths(self.paths))
+        folders = FolderPolicy(self.paths, self.workspace, lambda agent: self.host_folders[agent])
+        return Approvals(self.store, runner, self.bus, expiry_s=expiry_s, folders=folders)
 
     async def reopen(self, expiry_s: float = 600.0) -> Approvals:
         await self.approvals.close()
@@ -56,7 +67,9 @@ class World:
         return self.approvals
 
     async def request(self, command: str, agent: str = "alice", wait_s: float = 0, **kw: Any) -> ShellRequest:
-        return await self.approvals.request(agent, command, str(self.cwd), kw.get("timeout_s", 30), wait_s)
+        cwd = kw.get("cwd", str(self.cwd) if agent == "alice" else None)
+        access = kw.get("access", "sandbox")
+        return await self.approvals.request(agent, command, cwd, kw.get("timeout_s", 30), wait_s, access)
 
     def audit(self, action: str) -> list[dict[str, Any]]:
         return [a for a in self.store.list_audit() if a["action"] == action]
@@ -102,6 +115,7 @@ async def test_allowed_by_pattern_runs_at_once(world: World) -> None:
         "request_id": req.request_id,
         "status": "done",
         "decided_by": f"pattern:{echo.id}",
+        "access": "sandbox",
         "result": req.result.to_json(),
     }
     (approve,) = world.audit("shell.approve")
@@ -126,9 +140,13 @@ async def test_not_allowed_stays_pending(world: World) -> None:
         "command": f"echo hi > {marker}",
         "display_command": f"echo hi > {marker}",
         "cwd": str(world.cwd),
+        "display_cwd": str(world.cwd),
+        "access": "sandbox",
+        "granted": None,
         "created": req.created,
         "status": "pending",
         "expires_at": req.created + 600.0,
+        "warnings": [],
     }
     assert world.recorder.topics(req.request_id) == ["approval.pending"]
     assert not marker.exists()
@@ -240,7 +258,7 @@ async def test_trust_that_does_not_match_is_refused_and_nothing_is_saved(world: 
 
 async def test_trust_then_the_same_command_is_approved_by_the_pattern(world: World) -> None:
     req = await world.request("echo one")
-    assert world.approvals.propose(req.command) == "echo one *"
+    assert world.approvals.propose(req.command) == "echo one"  # exact; the wildcard below is the person's edit
     await world.approvals.decide(req.request_id, "approve", trust="echo *")
     (trusted,) = world.approvals.list_patterns()
     assert (trusted.agent, trusted.pattern) == ("alice", "echo *")
@@ -353,7 +371,13 @@ async def test_pattern_management(world: World) -> None:
     assert world.approvals.list_patterns() == [g, a, b]
     assert world.approvals.list_patterns("alice") == [a, g]
     assert world.approvals.list_patterns("alice", include_global=False) == [a]
-    assert a.to_json() == {"id": a.id, "agent": "alice", "pattern": "git diff *", "created": a.created}
+    assert a.to_json() == {
+        "id": a.id,
+        "agent": "alice",
+        "pattern": "git diff *",
+        "created": a.created,
+        "access": "sandbox",
+    }
     assert world.approvals.check("alice", "git diff HEAD | git status").allowed
     assert not world.approvals.check("bob", "git diff HEAD").allowed
     assert not world.approvals.check("alice", "git diff $(rm -rf ~)").allowed

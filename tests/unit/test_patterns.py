@@ -9,7 +9,6 @@ same argv dash builds.
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 import sys
 import threading
@@ -434,36 +433,44 @@ def test_pattern_matches(pattern: str, command: str, expected: bool) -> None:
 @pytest.mark.parametrize(
     ("command", "proposal"),
     [
-        ("git diff --stat", "git diff *"),
-        ("git status", "git status *"),
-        ("ls -la /tmp", "ls *"),
-        ("ls", "ls *"),
-        ("pytest tests/x.py", "pytest *"),
-        ("python3 script.py", "python3 *"),
-        ("npm run build", "npm run *"),
-        ("git 'diff' x", "git diff *"),
-        ("ls | wc -l", "ls *"),
-        ("make -j4", "make *"),
-        ("cargo v1.2", "cargo *"),
+        ("git diff --stat", "git diff --stat"),
+        ("git status", "git status"),
+        ("ls -la /tmp", "ls -la /tmp"),
+        ("ls", "ls"),
+        ("python -m pytest", "python -m pytest"),
+        ("sh -c true", "sh -c true"),
+        ("git -C sub status", "git -C sub status"),
+        ("git 'diff' x", "git diff x"),
+        ("make -j4", "make -j4"),
     ],
 )
-def test_propose_pattern(command: str, proposal: str) -> None:
+def test_approve_and_trust_proposes_the_exact_command(command: str, proposal: str) -> None:
+    """Attack (finding 7): "Approve & trust" on `python -m pytest` proposed `python *`, on `sh -c true` `sh *`,
+    on `git -C sub status` `git *` -- each a pattern that lets the agent run anything. The proposal is the
+    exact command: it allows that command and no other."""
     assert propose_pattern(command) == proposal
-    assert pattern_matches(parse_pattern(proposal), command.split("|")[0].strip())
+    pattern = parse_pattern(proposal)
+    assert "*" not in pattern.words
+    assert pattern_matches(pattern, command)
+    assert not pattern_matches(pattern, command + " --extra")
 
 
-@pytest.mark.parametrize("command", ["", "ls $(x)", "./ls", "ls > f", "'l''s'", "l\u0455"])
-def test_propose_pattern_refuses_non_literal(command: str) -> None:
+@pytest.mark.parametrize(
+    "command", ["", "ls $(x)", "./ls", "ls > f", "'l''s'", "l\u0455", "ls | wc -l", "echo '*'", "echo 'a b'"]
+)
+def test_propose_pattern_refuses_what_no_exact_pattern_can_hold(command: str) -> None:
     with pytest.raises(PatternError):
         propose_pattern(command)
 
 
 @pytest.mark.parametrize(("command", "expected"), ALLOWED_ROWS)
-def test_proposal_is_never_bare_star_and_covers_first_command(command: str, expected: bool) -> None:
-    proposal = parse_pattern(propose_pattern(command))
-    assert proposal.words[0] != "*"
-    first = parse_literal_commands(command)[0]
-    assert check_command(shlex.join(first), [proposal]).allowed
+def test_a_proposal_allows_exactly_its_command(command: str, expected: bool) -> None:
+    try:
+        proposal = parse_pattern(propose_pattern(command))
+    except PatternError:
+        return  # several commands or words no pattern can hold: nothing is proposed
+    assert "*" not in proposal.words
+    assert check_command(command, [proposal]).allowed
 
 
 # --- explain_pattern ---

@@ -87,7 +87,8 @@ def test_limits_from_older_or_newer_rows_still_load(store: Store) -> None:
     """Rows written by another version: missing keys get defaults, unknown keys are ignored."""
     with store.transaction() as conn:
         conn.execute(
-            "INSERT INTO agents VALUES ('old', ?, 1, 'h', 0)", (json.dumps({"cpus": 3, "from_the_future": 1}),)
+            "INSERT INTO agents (name, limits, enabled, token_hash, created) VALUES ('old', ?, 1, 'h', 0)",
+            (json.dumps({"cpus": 3, "from_the_future": 1}),),
         )
     assert store.get_agent("old") == Agent("old", Limits(cpus=3), True, 0.0)
 
@@ -196,6 +197,29 @@ def test_migration_upgrades_an_older_database(tmp_path: Path) -> None:
         assert new.query("SELECT name, note FROM agents")[0][:] == ("bob", "x")
         assert new.get_agent("bob") is not None
         assert new.query("SELECT COUNT(*) FROM things")[0][0] == 0
+    finally:
+        new.close()
+
+
+def test_requests_and_patterns_of_before_the_sandbox_become_sandboxed(tmp_path: Path) -> None:
+    """Upgrading a database from before host access: a waiting request and a trusted pattern, both made when
+    every host command ran with full access, now mean the sandbox (never more than the person gave)."""
+    path = tmp_path / "berth.sqlite3"
+    old = Store(path, migrations=MIGRATIONS[:2])
+    old.add_agent("bob", Limits(), "h")
+    with old.transaction() as conn:
+        conn.execute(
+            "INSERT INTO shell_requests (id, agent, command, cwd, timeout_s, created, status) "
+            "VALUES ('sr-1', 'bob', 'make', '/tmp', 30, 0, 'pending')"
+        )
+        conn.execute("INSERT INTO trusted_patterns (agent, pattern, created) VALUES ('bob', 'make *', 0)")
+    old.close()
+    new = Store(path)
+    try:
+        assert new.query("SELECT access, granted FROM shell_requests")[0][:] == ("sandbox", None)
+        assert new.query("SELECT access FROM trusted_patterns")[0][0] == "sandbox"
+        agent = new.get_agent("bob")
+        assert agent is not None and agent.host_folders == ()
     finally:
         new.close()
 

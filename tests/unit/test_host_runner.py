@@ -1,4 +1,4 @@
-"""Tests for app.core.shell: a real /bin/sh, its process group, caps, timeouts and cancellation."""
+"""app.host.runner with full (host) access: a real /bin/sh, its process group, caps, timeouts, cancellation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.core.shell import ShellResult, ShellRunner
 from app.errors import InvalidParams
+from app.host import HostRunner as ShellRunner
+from app.host import ShellResult
 
 
 def group_alive(pgid: int) -> bool:
