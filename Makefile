@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run serve test lint bench setup engine images clean test-deps
+.PHONY: run serve test lint bench setup engine images clean test-deps sandbox
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Berth needs Python 3.11 or newer"'
@@ -18,7 +18,11 @@ engine:
 images: engine
 	@scripts/build-images
 
-setup: $(STAMP) engine images
+# bubblewrap: the sandbox host commands run in (scripts/ensure-sandbox installs it on Debian as root).
+sandbox:
+	@scripts/ensure-sandbox
+
+setup: $(STAMP) engine images sandbox
 
 # The desktop app; with no display (a server, SSH) it says so and serves headless, as `make serve`.
 run: setup

@@ -208,10 +208,12 @@ def request_warnings(command: str, cwd: str, access: Access, *, cwd_writable_by_
             warnings.append(f"The {what} has {found[0].lower()}{found[1:]}")
     readers = sorted({p for p in _programs(command) if p in READS_FOLDER})
     if readers and cwd_writable_by_containers:
-        names = ", ".join(f"`{p}`" for p in readers)
+        names = " and ".join(", ".join(f"`{p}`" for p in readers).rsplit(", ", 1))
+        one = len(readers) == 1
         warnings.append(
-            f"{names} reads settings or code from the folder it runs in, and the agent's containers can write "
-            "that folder: it can run whatever the agent put there."
+            f"{names} {'reads' if one else 'read'} settings or code from the folder {'it runs' if one else 'they run'}"
+            f" in, and the agent's containers can write that folder: {'it' if one else 'they'} can run whatever the "
+            "agent put there."
         )
     if access == "host":
         warnings.append("It asks for full access: it would run as you, outside any sandbox.")

@@ -213,7 +213,9 @@ class HostRunner:
                 status = await self.check_sandbox()
                 if not status.available:
                     raise SandboxUnavailable(status.reason or "no sandbox works here")
-                argv = bwrap_argv(command, folder.path, fd, hidden=self.hidden, shell=self.shell)
+                argv = bwrap_argv(
+                    command, folder.path, fd, hidden=self.hidden, shell=self.shell, bwrap=status.program or "bwrap"
+                )
                 return await self._run(argv, None, fd, timeout_s, output_cap)
             env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
             workdir = f"/proc/self/fd/{fd}" if sys.platform.startswith("linux") else folder.path

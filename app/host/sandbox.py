@@ -46,6 +46,7 @@ class SandboxStatus:
     available: bool
     mechanism: str | None
     reason: str | None = None
+    program: str | None = None  # the bwrap found, when available
 
     def to_json(self) -> dict[str, Any]:
         return {"available": self.available, "mechanism": self.mechanism, "reason": self.reason}
@@ -119,9 +120,16 @@ def _hide(path: str) -> list[str]:
     return ["--ro-bind", "/dev/null", path]
 
 
-@functools.lru_cache(maxsize=1)
-def detect(bwrap: str = BWRAP) -> SandboxStatus:
-    """Can bubblewrap sandbox a command here? Checked once by running `true` in the full sandbox."""
+def detect() -> SandboxStatus:
+    """Can bubblewrap sandbox a command here? Checked once per program by running `true` in the full sandbox.
+
+    `BERTH_BWRAP` names another bwrap (packagers; tests point it at a missing one to see Berth without a
+    sandbox)."""
+    return _detect(os.environ.get("BERTH_BWRAP") or BWRAP)
+
+
+@functools.lru_cache(maxsize=4)
+def _detect(bwrap: str) -> SandboxStatus:
     if not sys.platform.startswith("linux"):
         return SandboxStatus(False, None, f"no sandbox for host commands on {sys.platform} yet (Linux: bubblewrap)")
     found = shutil.which(bwrap)
@@ -152,7 +160,7 @@ def detect(bwrap: str = BWRAP) -> SandboxStatus:
             None,
             f"bubblewrap does not work here ({detail}); unprivileged user namespaces may be switched off",
         )
-    return SandboxStatus(True, "bubblewrap")
+    return SandboxStatus(True, "bubblewrap", program=found)
 
 
 def real_folder(path: str | Path) -> str:
