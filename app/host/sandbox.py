@@ -86,7 +86,9 @@ def bwrap_argv(
     private = [d for d in PRIVATE_DIRS if os.path.isdir(d) and not os.path.islink(d)]
     present = list(private)
     for h in sorted({os.path.realpath(h) for h in hidden if os.path.lexists(h)}, key=len):
-        if h != "/" and not any(_inside(h, p) for p in present):  # within one already hidden: gone with it
+        # Within a folder already hidden it is gone with it -- unless it is inside the working folder, which
+        # is bound back on top of that hidden folder: then it must be hidden again, after the bind.
+        if h != "/" and (_inside(h, cwd) or not any(_inside(h, p) for p in present)):
             present.append(h)
     holding = [h for h in present if _inside(cwd, h)]
     others = [h for h in present if not _inside(cwd, h)]

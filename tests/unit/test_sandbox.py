@@ -200,6 +200,18 @@ async def test_a_working_folder_swapped_for_a_symlink_is_refused(cwd: Path, home
     assert not (outside / "pwned").exists()
 
 
+async def test_a_hidden_folder_inside_a_workspace_inside_a_hidden_folder_stays_hidden(home: Path) -> None:
+    """Attack: the person hides a folder of a workspace (or of a folder under /tmp); the workspace is bound back
+    on top of Berth's hidden data folder, and with it the folder meant to be hidden."""
+    data = home / "data"
+    workspace = data / "workspaces" / "demo"
+    private = workspace / "private"
+    private.mkdir(parents=True)
+    (private / "secret.txt").write_text("SECRET")
+    r = await sandboxed("cat private/secret.txt; ls -A private", workspace, [str(data), str(private)])
+    assert "SECRET" not in r.stdout and "secret.txt" not in r.stdout
+
+
 def test_the_arguments_hide_before_binding_the_folder_they_hold() -> None:
     """Order matters: a hidden folder holding the working folder is emptied first, then the folder is bound
     into it; every other hidden folder is emptied after the bind, on top of it."""
