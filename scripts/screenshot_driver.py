@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import demo_data
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.config import Paths
 from app.core.application import Application
@@ -57,23 +57,44 @@ def dialog_of(widgets: list[Any], kind: type) -> Any:
     return next((d for d in widgets if isinstance(d, kind) and d.isVisible()), None)
 
 
+def visible_confirm(widget: QWidget) -> QMessageBox | None:
+    return next((b for b in widget.findChildren(QMessageBox, "confirmBox") if b.isVisible()), None)
+
+
 async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
-    """The Approval Queue (with a hidden character), the tray notification, Agent Settings, Settings."""
+    """The Approval Queue (warnings, a hidden character, full access), the tray notification, Agent Settings
+    (host folders), Settings (host commands)."""
     app, window, wiring = desktop.app, desktop.window, desktop.wiring
-    folder = data_dir / "project"
-    folder.mkdir(exist_ok=True)
-    (folder / "notes.txt").write_text("meeting notes\n")
+    # A project of the person's, granted to web-builder as a host folder (outside Berth's own folders).
+    project = data_dir.parent / f"{data_dir.name}-shop"
+    project.mkdir(exist_ok=True)
     wiring.notifier.paused = True  # the demo's requests would each pop up a notification over the window
-    ids = await demo_data.populate_approvals(app, str(folder))
+    ids = await demo_data.populate_approvals(app, str(project))
     queue = wiring.queue
-    await until(lambda: queue.pending_model.rowCount() == 3)
+    await until(lambda: queue.pending_model.rowCount() == 4)
 
     window.show_view("approvals")
     queue.select_request(ids["hidden"])
     await shot(out, "08-approvals-hidden-character", window)
+    queue.select_request(ids["host"])
+    await shot(out, "08a-approvals-full-access-request", window)
+    confirming = queue.approve_full_selected()
+    await until(lambda: visible_confirm(queue) is not None)
+    await shot(out, "08a2-approvals-full-access-confirm", window)
+    box = visible_confirm(queue)
+    if box is not None:
+        box.reject()
+    await confirming
+    await queue.open_trust()
+    queue.detail.trust.full_access.setChecked(True)
+    await shot(out, "08a3-approvals-trust-full-access", window)
+    queue.detail.trust.hide()
     queue.select_request(ids["build"])
+    await shot(out, "08f-approvals-sandbox-warning", window)
     await queue.open_trust()
     await shot(out, "08b-approvals-trust", window)
+    queue.detail.trust.pattern.setText("npm *")
+    await shot(out, "08b2-approvals-trust-wildcard", window)
     queue.detail.trust.hide()
     queue.select_request(ids["multi"])
     await shot(out, "08c-approvals-multiline", window)
@@ -87,7 +108,7 @@ async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
     window.showMinimized()
     wiring.notifier.paused = False
     await asyncio.sleep(0.5)
-    await app.approvals.request("web-builder", "make deploy ENV=staging", str(folder), 60, 0)
+    await app.approvals.request("web-builder", "make deploy ENV=staging", str(project), 60, 0, access="host")
     await asyncio.sleep(1.0)
     await shot(out, "12-tray-notification", window)
     if wiring.tray is not None and os.environ.get("DISPLAY"):
@@ -135,6 +156,8 @@ async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
     settings.tabs.setCurrentIndex(1)
     settings.patterns.try_command.setText("git status --short")
     await shot(out, "09e-agent-settings-patterns", window)
+    settings.tabs.setCurrentIndex(2)
+    await shot(out, "09f-agent-settings-folders", window)
     settings.reject()
     await edit
 
@@ -142,6 +165,10 @@ async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
     await asyncio.sleep(1.0)
     await shot(out, "11-settings", window)
     dialog.tabs.setCurrentIndex(1)
+    dialog.add_hidden_folder(str(Path.home() / "Documents" / "taxes"))
+    dialog.add_hidden_folder(str(Path.home() / ".config" / "rclone"))
+    await shot(out, "11c-settings-host-commands", window)
+    dialog.tabs.setCurrentIndex(2)
     dialog.patterns.pattern.setText("pytest *")
     await shot(out, "11b-settings-patterns", window)
     dialog.reject()
@@ -200,6 +227,7 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
         window.show_view("containers")
         assert any(r.type == CONTAINER for r in desktop.model.rows())
     finally:
+        shutil.rmtree(data_dir.parent / f"{data_dir.name}-shop", ignore_errors=True)
         if not keep:
             await demo_data.cleanup(app, demo)
         await desktop.stop()

@@ -254,8 +254,27 @@ def _mixed_script_positions(text: str) -> set[int]:
     return positions
 
 
+# Controls have no Unicode name; these are their usual (alias) names.
+_CONTROL_NAMES = {
+    0x00: "NULL",
+    0x07: "BELL",
+    0x08: "BACKSPACE",
+    0x09: "CHARACTER TABULATION (TAB)",
+    0x0A: "LINE FEED",
+    0x0B: "LINE TABULATION",
+    0x0C: "FORM FEED",
+    0x0D: "CARRIAGE RETURN",
+    0x1B: "ESCAPE (starts terminal control sequences)",
+    0x7F: "DELETE",
+    0x85: "NEXT LINE",
+    0x9B: "CONTROL SEQUENCE INTRODUCER",
+}
+
+
 def _describe(ch: str) -> str:
-    return f"U+{ord(ch):04X} {unicodedata.name(ch, '<unnamed>')}"
+    code = ord(ch)
+    name = unicodedata.name(ch, "") or _CONTROL_NAMES.get(code) or ("CONTROL" if code < 0xA0 else "<unnamed>")
+    return f"U+{code:04X} {name}"
 
 
 def display_command(command: str) -> str:

@@ -1,8 +1,10 @@
-"""Agent Settings dialogs: add an agent, edit one (limits, workspace, trusted patterns), remove one.
+"""Agent Settings dialogs: add an agent, edit one (limits, trusted patterns, folders), remove one.
 
 Dialogs are opened with `open()` and awaited as futures (never `exec()` inside an asyncio task).
 Limits are saved with `Agents.set_limits` in a thread; admission control reads an agent's limits at
-each request, so they apply to the next container at once.
+each request, so they apply to the next container at once. Host folders (where the agent's host
+commands may run besides its workspace) are saved at once through `Application.set_host_folders`,
+which refuses a folder that cannot be granted; the dialog then says why and keeps the list as it was.
 """
 
 from __future__ import annotations
@@ -35,26 +37,16 @@ from PySide6.QtWidgets import (
 
 from app.core.agents import validate_name
 from app.core.application import Application
+from app.core.display import display_text
 from app.errors import BerthError
 from app.model import Agent, Limits, MiB
+from app.ui.dialogs import run_dialog as run_dialog  # its home was here; agents_view and wiring import it
+from app.ui.folder_list import FolderList
 from app.ui.patterns_editor import PatternsEditor
 from app.ui.resources import icon
 from app.ui.slots import async_slot
 
 logger = logging.getLogger(__name__)
-
-
-async def run_dialog(dialog: QDialog) -> int:
-    """Open `dialog` (window-modal, no nested loop) and await its result code."""
-    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-    def finished(result: int) -> None:
-        if not done.done():
-            done.set_result(result)
-
-    dialog.finished.connect(finished)
-    dialog.open()
-    return await done
 
 
 class LimitsForm(QWidget):
@@ -183,7 +175,7 @@ class AddAgentDialog(QDialog):
 
 
 class AgentSettingsDialog(QDialog):
-    """One agent: limits (saved with Save), workspace folder, trusted patterns (saved at once)."""
+    """One agent: limits (saved with Save), trusted patterns, workspace and host folders (saved at once)."""
 
     def __init__(self, app: Application, agent: Agent, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -209,9 +201,11 @@ class AgentSettingsDialog(QDialog):
         self.workspace_path = app.workspaces.path(agent.name)
         ws_page = QWidget()
         wp = QVBoxLayout(ws_page)
+        ws_box = QGroupBox("Workspace")
+        wsl = QVBoxLayout(ws_box)
         ws_text = QLabel(
             "The agent's files live in this folder on your computer. It is mounted at <b>/workspace</b> in "
-            "each of its containers: put inputs here, find results here."
+            "each of its containers, and its host commands run here unless they name a host folder below."
         )
         ws_text.setWordWrap(True)
         self.ws_label = QLineEdit(str(self.workspace_path))
@@ -221,15 +215,41 @@ class AgentSettingsDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.ws_label, 1)
         row.addWidget(self.open_ws)
-        wp.addWidget(ws_text)
-        wp.addLayout(row)
-        wp.addStretch(1)
+        wsl.addWidget(ws_text)
+        wsl.addLayout(row)
+
+        hf_box = QGroupBox("Host folders")
+        hfl = QVBoxLayout(hf_box)
+        hf_text = QLabel(
+            "Folders on your computer where this agent's host commands may also run (a project you work on "
+            "with it). Sandboxed, a command can change files only in the folder it runs in. Saved at once."
+        )
+        hf_text.setWordWrap(True)
+        self.host_folders = FolderList(
+            f"Grant a host folder to {display_text(agent.name)}",
+            "None yet: its host commands run only in its workspace.",
+        )
+        self.host_folders.setObjectName("hostFolders")
+        self.host_folders.set_folders(agent.host_folders)
+        self.host_folders.addRequested.connect(lambda path: self.add_host_folder(path))
+        self.host_folders.removeRequested.connect(lambda path: self.remove_host_folder(path))
+        self.host_folders_error = QLabel()
+        self.host_folders_error.setObjectName("hostFoldersError")
+        self.host_folders_error.setTextFormat(Qt.TextFormat.PlainText)
+        self.host_folders_error.setStyleSheet("color: #b3261e;")
+        self.host_folders_error.setWordWrap(True)
+        self.host_folders_error.hide()
+        hfl.addWidget(hf_text)
+        hfl.addWidget(self.host_folders, 1)
+        hfl.addWidget(self.host_folders_error)
+        wp.addWidget(ws_box)
+        wp.addWidget(hf_box, 1)
 
         self.patterns = PatternsEditor(app, agent.name)
         self.tabs = QTabWidget()
         self.tabs.addTab(limits_page, "Limits")
         self.tabs.addTab(self.patterns, "Trusted commands")
-        self.tabs.addTab(ws_page, "Workspace")
+        self.tabs.addTab(ws_page, "Folders")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.save_button = self.buttons.addButton("Save limits", QDialogButtonBox.ButtonRole.ApplyRole)
         self.save_button.setObjectName("primary")
@@ -244,6 +264,42 @@ class AgentSettingsDialog(QDialog):
     def open_workspace(self) -> bool:
         self.workspace_path.mkdir(parents=True, exist_ok=True)
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.workspace_path)))
+
+    @async_slot()
+    async def add_host_folder(self, path: str) -> Agent | None:
+        """Grant one more host folder (the core checks it: an error is shown here and nothing changes)."""
+        folders = self.host_folders.folders()
+        if path in folders:
+            self.host_folders.select(path)
+            return self.agent
+        return await self._save_host_folders([*folders, path], path)
+
+    @async_slot()
+    async def remove_host_folder(self, path: str) -> Agent | None:
+        """Take one host folder back; the agent's requests in it are refused from now on."""
+        return await self._save_host_folders([f for f in self.host_folders.folders() if f != path])
+
+    async def _save_host_folders(self, folders: list[str], added: str | None = None) -> Agent | None:
+        self.host_folders.setEnabled(False)
+        try:
+            agent = await asyncio.to_thread(self.app.set_host_folders, self.agent.name, folders)
+        except BerthError as e:
+            self.host_folders_error.setText(f"Not saved: {display_text(e.message)}")
+            self.host_folders_error.show()
+            return None
+        except Exception as e:
+            logger.exception("could not save the host folders of %s", self.agent.name)
+            self.host_folders_error.setText(f"Not saved: internal error ({e})")
+            self.host_folders_error.show()
+            return None
+        finally:
+            self.host_folders.setEnabled(True)
+        self.host_folders_error.hide()
+        self.agent = agent
+        self.host_folders.set_folders(agent.host_folders)
+        if added is not None and agent.host_folders:
+            self.host_folders.select(agent.host_folders[-1])  # the real path of the one added
+        return agent
 
     @async_slot()
     async def save(self) -> Agent | None:

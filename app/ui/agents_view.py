@@ -2,7 +2,7 @@
 
 The table (`AgentTableModel`) shows containers running / limit and CPU in use / quota, refreshed
 every two seconds while the view is visible. Add (the token shown once, with a snippet), edit
-(limits, patterns, workspace), rotate the token, disable/enable, remove (asking what to do with its
+(limits, patterns, workspace and host folders), rotate the token, disable/enable, remove (asking what to do with its
 containers and workspace), open the workspace folder.
 """
 
@@ -31,10 +31,10 @@ from app.core.application import Application
 from app.errors import BerthError
 from app.model import LABEL_AGENT, Agent
 from app.ui import format as fmt
-from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog, run_dialog
+from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog
 from app.ui.approval_queue import loop_running
 from app.ui.container_panel import EmptyState
-from app.ui.dialogs import confirm
+from app.ui.dialogs import confirm, run_dialog
 from app.ui.resources import icon
 from app.ui.slots import async_slot
 from app.ui.tasks import TaskSet
@@ -149,7 +149,7 @@ class AgentsView(QWidget):
         head.addWidget(hint, 1)
 
         self.add_button = self._button("", "Add agent…", "Make a new agent and its token", primary=True)
-        self.edit_button = self._button("settings", "Settings…", "Limits, trusted commands and workspace")
+        self.edit_button = self._button("settings", "Settings…", "Limits, trusted commands, workspace and host folders")
         self.rotate_button = self._button("key", "New token…", "Replace the agent's token; the old one stops working")
         self.enable_button = self._button("disable", "Disable", "A disabled agent's calls are refused")
         self.workspace_button = self._button("folder", "Open workspace", "Open the agent's folder in the file manager")

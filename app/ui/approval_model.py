@@ -3,11 +3,14 @@
 Rows are the core's `ShellRequest`s, keyed by request id. `set_requests` replaces the list with
 targeted updates (rows inserted, removed, or changed cells only), so the selection survives a
 refresh. The command column shows the first line through `display_command` (hidden characters as
-escapes) with a marker when there are more lines; the detail pane shows the whole command.
+escapes) with a marker when there are more lines; the detail pane shows the whole command. The
+folder goes through `display_text` (one line, every hidden character escaped), and so do the
+tooltips, which are escaped HTML: Qt reads a tooltip that looks like markup as rich text.
 """
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
 
@@ -15,19 +18,45 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont
 
 from app.core.approvals import ShellRequest
-from app.core.display import display_command, has_hidden_characters
+from app.core.display import describe_suspicious, display_command, display_text, needs_warning
 from app.ui import format as fmt
 from app.ui.resources import icon
 
 Index = QModelIndex | QPersistentModelIndex
 
-COL_AGENT, COL_COMMAND, COL_CWD, COL_TIME, COL_STATUS, COL_EXIT = range(6)
-PENDING_HEADERS = ("Agent", "Command", "Directory", "Waiting")
-HISTORY_HEADERS = ("Agent", "Command", "Directory", "Decided", "Outcome", "Exit")
+COL_AGENT, COL_COMMAND, COL_ACCESS, COL_CWD, COL_TIME, COL_STATUS, COL_EXIT = range(7)
+PENDING_HEADERS = ("Agent", "Command", "Access", "Directory", "Waiting")
+HISTORY_HEADERS = ("Agent", "Command", "Access", "Directory", "Decided", "Outcome", "Exit")
 REQUEST_ROLE = Qt.ItemDataRole.UserRole + 1
 ID_ROLE = Qt.ItemDataRole.UserRole + 2
 
 STATUS_COLORS = {"denied": "#b3261e", "expired": "#92400e", "running": "#1f5f8b", "done": "#2e7d4f"}
+FULL_ACCESS_COLOR = "#b3261e"
+
+
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows `text` as it is: escaped HTML (a tooltip that looks like markup is rendered)."""
+    return f'<p style="white-space: pre-wrap;">{html.escape(text, quote=False)}</p>'
+
+
+def suspicious(req: ShellRequest) -> bool:
+    """Does the command or the folder hold a look-alike or hidden character?"""
+    return needs_warning(req.command) or needs_warning(req.cwd)
+
+
+def access_text(req: ShellRequest) -> str:
+    """`sandbox` or `full access`: what it asks for while pending, what it ran with once approved (the
+    tooltip and the detail say when that is less than it asked for)."""
+    return "full access" if req.effective_access == "host" else "sandbox"
+
+
+def workspace_relative(cwd: str, workspace: str) -> str | None:
+    """`workspace` or `workspace/site` for a folder in the agent's workspace (real paths); None elsewhere."""
+    if cwd == workspace:
+        return "workspace"
+    if cwd.startswith(workspace.rstrip("/") + "/"):
+        return "workspace/" + cwd[len(workspace.rstrip("/")) + 1 :]
+    return None
 
 
 def first_line(command: str, limit: int = 200) -> str:
@@ -64,9 +93,9 @@ def decided_by_text(req: ShellRequest) -> str:
 
 
 def outcome_text(req: ShellRequest) -> str:
-    """`approved by you · done`, `denied by you`, `expired (nobody decided in time)`."""
+    """`done · by you`, `denied by you`, `expired` (nobody decided in time: the tooltip and the detail say so)."""
     if req.status == "expired":
-        return "expired (no decision)"
+        return "expired"
     if req.status == "denied":
         return f"denied by {decided_by_text(req)}"
     if req.status == "pending":
@@ -82,9 +111,10 @@ def outcome_text(req: ShellRequest) -> str:
 class RequestTableModel(QAbstractTableModel):
     """Shell requests as rows; `history=True` adds the outcome and exit code columns."""
 
-    def __init__(self, *, history: bool = False, parent: Any = None) -> None:
+    def __init__(self, *, history: bool = False, workspaces: str | None = None, parent: Any = None) -> None:
         super().__init__(parent)
         self.history = history
+        self.workspaces = workspaces  # the real path of the workspaces folder: a folder in one reads `workspace/…`
         self.headers = HISTORY_HEADERS if history else PENDING_HEADERS
         self._rows: list[ShellRequest] = []
         self._mono = QFont("monospace")
@@ -116,12 +146,21 @@ class RequestTableModel(QAbstractTableModel):
             return self._text(req, col)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == COL_COMMAND:
-                hidden = has_hidden_characters(req.command)
-                return display_command(req.command) + ("\n\n⚠ contains hidden characters (shown as escapes)" * hidden)
+                found = describe_suspicious(req.command)
+                return plain_tooltip(display_command(req.command) + (f"\n\n⚠ {found}" if found else ""))
             if col == COL_CWD:
-                return req.cwd
+                found = describe_suspicious(req.cwd)
+                return plain_tooltip(display_text(req.cwd) + (f"\n\n⚠ {found}" if found else ""))
+            if col == COL_ACCESS:
+                if req.effective_access == "host":
+                    lowered = " (it asked for the sandbox; no sandbox works here)" if req.access != "host" else ""
+                    return f"Full access: as you, outside any sandbox{lowered}"
+                asked = " (it asked for full access)" if req.access == "host" else ""
+                return f"In a sandbox: reads your files, writes only its folder, no network{asked}"
             if col == COL_STATUS:
-                return outcome_text(req).replace(" by ", " · approved by ").replace("pattern #", "trusted pattern #")
+                if req.status == "expired":
+                    return "Expired: nobody approved or denied it in time; it never ran"
+                return outcome_text(req).replace(" · by ", " · approved by ").replace("pattern #", "trusted pattern #")
             if col == COL_TIME:
                 when = req.decided_at if self.history and req.decided_at else req.created
                 return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
@@ -131,7 +170,9 @@ class RequestTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_STATUS:
             color = STATUS_COLORS.get(req.status)
             return QColor(color) if color else None
-        if role == Qt.ItemDataRole.DecorationRole and col == COL_COMMAND and has_hidden_characters(req.command):
+        if role == Qt.ItemDataRole.ForegroundRole and col == COL_ACCESS and req.effective_access == "host":
+            return QColor(FULL_ACCESS_COLOR)
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_COMMAND and suspicious(req):
             return icon("warning")
         return None
 
@@ -140,8 +181,11 @@ class RequestTableModel(QAbstractTableModel):
             return req.agent
         if col == COL_COMMAND:
             return first_line(req.command)
+        if col == COL_ACCESS:
+            return access_text(req)
         if col == COL_CWD:
-            return short_path(req.cwd)
+            inside = workspace_relative(req.cwd, f"{self.workspaces}/{req.agent}") if self.workspaces else None
+            return short_path(display_text(inside or req.cwd))
         if col == COL_TIME:
             if self.history:
                 when = req.decided_at or req.created

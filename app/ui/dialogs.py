@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import asyncio
 
-from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import QDialog, QMessageBox, QPushButton, QWidget
+
+
+async def run_dialog(dialog: QDialog) -> int:
+    """Open `dialog` (window-modal, no nested loop) and await its result code."""
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def finished(result: int) -> None:
+        if not done.done():
+            done.set_result(result)
+
+    dialog.finished.connect(finished)
+    dialog.open()
+    return await done
 
 
 async def confirm(parent: QWidget, title: str, text: str, ok_text: str, *, detail: str = "") -> bool:

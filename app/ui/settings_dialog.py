@@ -1,9 +1,11 @@
 """Settings (global): default image, RPC port, engine endpoint, approval expiry, notifications,
-start at login, and the global trusted patterns.
+start at login, host commands (whether a sandbox works, the folders hidden from them) and the global
+trusted patterns.
 
 Saved to settings.json (`Settings.save`, in a thread). What can apply at once does (the default
-image for new containers, the approval expiry for new requests, notifications); the RPC port and
-the engine endpoint need a restart, and the dialog says so next to them and after saving.
+image for new containers, the approval expiry for new requests, notifications, the hidden folders:
+the runner reads them at every run); the RPC port and the engine endpoint need a restart, and the
+dialog says so next to them and after saving.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -31,6 +34,9 @@ from PySide6.QtWidgets import (
 
 from app.config import PREFERRED_IMAGES, Settings
 from app.core.application import Application
+from app.core.host_access import SECRET_PATHS
+from app.host import SandboxStatus
+from app.ui.folder_list import FolderList
 from app.ui.patterns_editor import PatternsEditor
 from app.ui.tasks import WINDOW_TASKS
 
@@ -38,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 AUTOMATIC_IMAGE = f"Automatic ({PREFERRED_IMAGES[0]} when present)"
 RESTART_NOTE = "applies when Berth restarts"
+ALWAYS_HIDDEN = (
+    "Always hidden: Berth's own folders (its tokens, database and every workspace), ~/.ssh, ~/.gnupg, "
+    "cloud and cluster credentials (~/.aws, ~/.config/gcloud, ~/.kube…), keyrings and password stores."
+)
 
 try:  # another part of the app; the checkbox hides itself when it is not there
     from app.ui import autostart as _autostart
@@ -118,9 +128,37 @@ class SettingsDialog(QDialog):
             where = rpc_url or ("a free port chosen at start" if app.rpc_port == 0 else f"port {app.rpc_port}")
             self.env_note.setText(f"This Berth listens on {where} (set by --rpc-port or BERTH_RPC_PORT).")
 
+        host = QWidget()
+        hl = QVBoxLayout(host)
+        self.sandbox_status = QLabel("Checking the sandbox…")
+        self.sandbox_status.setObjectName("sandboxStatus")
+        self.sandbox_status.setWordWrap(True)
+        self.sandbox_status.setTextFormat(Qt.TextFormat.PlainText)
+        hidden_box = QGroupBox("Hidden from host commands")
+        hbl = QVBoxLayout(hidden_box)
+        hidden_text = QLabel(
+            "A sandboxed command sees these folders empty. Add folders that hold secrets or private files."
+        )
+        hidden_text.setWordWrap(True)
+        always = QLabel(ALWAYS_HIDDEN)
+        always.setObjectName("hint")
+        always.setWordWrap(True)
+        always.setToolTip("Also hidden, in your home folder: " + ", ".join(f"~/{p}" for p in SECRET_PATHS))
+        self.hidden_folders = FolderList("Hide a folder from host commands", "None added: only the folders above.")
+        self.hidden_folders.setObjectName("hiddenFolders")
+        self.hidden_folders.set_folders(s.hidden_folders)
+        self.hidden_folders.addRequested.connect(self.add_hidden_folder)
+        self.hidden_folders.removeRequested.connect(self.remove_hidden_folder)
+        hbl.addWidget(hidden_text)
+        hbl.addWidget(always)
+        hbl.addWidget(self.hidden_folders, 1)
+        hl.addWidget(self.sandbox_status)
+        hl.addWidget(hidden_box, 1)
+
         self.patterns = PatternsEditor(app, None)
         self.tabs = QTabWidget()
         self.tabs.addTab(general, "General")
+        self.tabs.addTab(host, "Host commands")
         self.tabs.addTab(self.patterns, "Trusted commands (all agents)")
 
         self.status = QLabel()
@@ -149,8 +187,39 @@ class SettingsDialog(QDialog):
         row.addStretch(1)
         return box
 
+    def add_hidden_folder(self, path: str) -> None:
+        """Hide one more folder (saved with Save)."""
+        folders = self.hidden_folders.folders()
+        if path not in folders:
+            self.hidden_folders.set_folders([*folders, path])
+        self.hidden_folders.select(path)
+        self._unsaved()
+
+    def remove_hidden_folder(self, path: str) -> None:
+        self.hidden_folders.set_folders([f for f in self.hidden_folders.folders() if f != path])
+        self._unsaved()
+
+    def _unsaved(self) -> None:
+        self.status.setText("Hidden folders change when you save.")
+        self.status.setStyleSheet("color: #92400e;")
+
+    def show_sandbox(self, status: SandboxStatus) -> None:
+        if status.available:
+            self.sandbox_status.setText(
+                f"Host commands run in a sandbox ({status.mechanism}) unless you give one full access. In the "
+                "sandbox a command reads your files, writes only the folder it runs in, and has no network."
+            )
+            self.sandbox_status.setStyleSheet("color: #2e7d4f;")
+        else:
+            self.sandbox_status.setText(
+                f"No sandbox works here: {status.reason}. Every host command you approve runs with full access "
+                "as you, and only patterns with full access approve any."
+            )
+            self.sandbox_status.setStyleSheet("color: #b3261e;")
+
     async def load(self) -> None:
-        """Fill in the local images (from the engine) and the global patterns."""
+        """Fill in the sandbox status, the global patterns and the local images (from the engine)."""
+        self.show_sandbox(await asyncio.to_thread(lambda: self.app.approvals.sandbox))
         await self.patterns.reload()
         try:
             images = await self.app.engine.images()
@@ -183,6 +252,7 @@ class SettingsDialog(QDialog):
             engine_endpoint=self.endpoint.text().strip() or None,
             approval_expiry_s=float(self.expiry.value()),
             notifications=self.notifications.isChecked(),
+            hidden_folders=self.hidden_folders.folders(),
         )
 
     def save(self) -> asyncio.Task[Settings | None]:
@@ -223,7 +293,8 @@ class SettingsDialog(QDialog):
         return new
 
     def apply(self, new: Settings) -> None:
-        """What applies without a restart: the default image, the approval expiry, notifications."""
+        """What applies without a restart: the default image, the approval expiry, notifications, and the
+        hidden folders (the host runner reads `app.settings` at every run)."""
         app = self.app
         app.settings = new
         app.approvals.expiry_s = new.approval_expiry_s  # new requests; waiting ones keep their expiry

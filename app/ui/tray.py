@@ -21,7 +21,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMenu, QPushButton, QSystemTrayIcon, QWidget
 
 from app.core.approvals import ShellRequest
-from app.core.display import display_command, has_hidden_characters
+from app.core.display import display_command, display_text, needs_warning
 from app.ui.resources import icon
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,25 @@ def waiting_text(n: int) -> str:
 
 
 def command_start(command: str, limit: int = COMMAND_CHARS) -> str:
-    """The start of a command for a notification: escaped, first line, cut with `…`."""
+    """The start of a command for a notification, on one line: escaped, first line, cut with `…`."""
     lines = display_command(command).split("\n")
     text = lines[0].strip()
     if len(text) > limit or len(lines) > 1:
         text = text[: limit - 1].rstrip() + "…"
     return text
+
+
+def notification_text(req: ShellRequest) -> tuple[str, str, bool]:
+    """Title, body and whether to warn: the agent's name and the command's start as plain single lines
+    (every hidden character escaped), what it asks for, and a warning for look-alike or hidden characters."""
+    suspicious = needs_warning(req.command) or needs_warning(req.cwd)
+    full = req.access == "host"
+    title = f"{display_text(req.agent)} asks to run a command" + (" with full access" if full else "")
+    body = command_start(req.command)
+    if suspicious:
+        body += "\n⚠ It has look-alike or hidden characters."
+    body += "\nClick to review it in Berth."
+    return title, body, suspicious or full
 
 
 @dataclass(frozen=True)
@@ -157,7 +170,7 @@ class PendingBanner(QFrame):
         self.on_queue = False
 
     def set_latest(self, title: str, body: str) -> None:
-        self.detail.setText(f"Latest: {title}: {body}")
+        self.detail.setText(f"Latest: {title}: {body}".replace("\n", " · "))  # one line in the banner
 
     def set_pending(self, n: int) -> None:
         self.count = n
@@ -239,18 +252,13 @@ class Notifier(QObject):
     def notify(self, req: ShellRequest) -> Notification | None:
         if self.paused or not self._enabled():
             return None
-        hidden = has_hidden_characters(req.command)
-        title = f"{req.agent} asks to run a command"
-        body = command_start(req.command)
-        if hidden:
-            body += "\n⚠ It contains hidden characters."
-        body += "\nClick to review it in Berth."
+        title, body, warn = notification_text(req)
         for i in range(len(self._factories)):
             channel = self._channel(i)
             if channel is None:
                 continue
             try:
-                if channel.send(title, body, hidden):
+                if channel.send(title, body, warn):
                     note = Notification(req.request_id, title, body, channel.name, time.time())
                     self.sent.append(note)
                     self.last_request = req.request_id

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QMessageBox, QPushButton
 
-from app.errors import LimitReached, Unauthorized
+from app.errors import InvalidParams, LimitReached, Unauthorized
 from app.rpc.client import BerthClient
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog
 from app.ui.agents_view import COL_CONTAINERS, AgentsView
+from app.ui.patterns_editor import COL_ACCESS
 from app.ui.token_dialog import TokenDialog
 from tests.conftest import BUSYBOX
 from tests.ui.conftest import Harness, wait_until
+from tests.ui.test_approvals import choose_folder
 
 pytestmark = pytest.mark.engine
 
@@ -109,3 +113,92 @@ async def test_remove_asks_about_containers_and_workspace(harness: Harness) -> N
     assert (h.app.workspaces.path("demo") / "keep.txt").exists()
     with pytest.raises(Unauthorized):
         await h.rpc("containers.list")
+
+
+async def open_settings(v: AgentsView, name: str = "demo") -> tuple[AgentSettingsDialog, Any]:
+    await wait_until(lambda: v.model.row_of(name) >= 0, what="the agent row")
+    assert v.select(name)
+    task = v.edit_selected()
+    return await dialog_of(v, AgentSettingsDialog), task
+
+
+async def test_host_folders_are_granted_and_taken_back(harness: Harness, tmp_path: Path) -> None:
+    """Attack: an agent runs host commands in a folder the person never gave it; the request is refused
+    until the folder is granted here, and again once it is removed. A folder that cannot be granted (a
+    file, Berth's own data) is refused with the reason and the list stays as it was."""
+    h, v = harness, view(harness)
+    project = tmp_path / "project"
+    project.mkdir()
+    with pytest.raises(InvalidParams):
+        await h.rpc("shell.request", command="ls", cwd=str(project), wait_s=0)
+    h.window.show_view("agents")
+    dialog, task = await open_settings(v)
+    dialog.tabs.setCurrentIndex(2)
+    folders = dialog.host_folders
+    assert folders.folders() == [] and not folders.remove_button.isEnabled()
+
+    await choose_folder(folders, project)
+    await wait_until(lambda: folders.folders() == [str(project)], what="the granted folder in the list")
+    assert h.app.agents.get("demo").host_folders == (str(project),)
+    assert not dialog.host_folders_error.isVisible()
+    r = await h.rpc("shell.request", command="ls", cwd=str(project), wait_s=0)
+    assert r["status"] == "pending"  # allowed to ask there now
+    await h.app.approvals.decide(r["request_id"], "deny")
+
+    # A file, then Berth's own data folder: refused, said in the dialog, nothing lost.
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert await dialog.add_host_folder(str(a_file)) is None
+    assert dialog.host_folders_error.isVisible() and "not an existing folder" in dialog.host_folders_error.text()
+    await choose_folder(folders, h.app.workspaces.path("demo"))
+    await wait_until(lambda: "Berth's own folder" in dialog.host_folders_error.text(), what="the refusal")
+    assert folders.folders() == [str(project)] and h.app.agents.get("demo").host_folders == (str(project),)
+    assert dialog.host_folders_error.textFormat() == Qt.TextFormat.PlainText
+
+    assert folders.select(str(project)) and folders.remove_button.isEnabled()
+    folders.remove_button.click()
+    await wait_until(lambda: folders.folders() == [], what="the folder removed")
+    assert h.app.agents.get("demo").host_folders == () and not dialog.host_folders_error.isVisible()
+    with pytest.raises(InvalidParams):
+        await h.rpc("shell.request", command="ls", cwd=str(project), wait_s=0)
+    dialog.reject()
+    await task
+
+
+async def test_patterns_editor_shows_and_sets_full_access(harness: Harness) -> None:
+    """Attack: a pattern silently gets full access, or a wildcard after a program that runs code from its
+    arguments looks harmless; the editor says both as the pattern is typed and shows each pattern's access."""
+    h, v = harness, view(harness)
+    h.window.show_view("agents")
+    dialog, task = await open_settings(v)
+    dialog.tabs.setCurrentIndex(1)
+    ed = dialog.patterns
+    assert not ed.full_access.isChecked()
+    ed.pattern.setText("make *")
+    (warning,) = ed.warnings.texts()
+    assert "“make” with any arguments can run any code" in warning and ed.warnings.isVisible()
+    ed.pattern.setText("ls -1")
+    assert ed.warnings.texts() == [] and not ed.warnings.isVisible()
+    ed.full_access.setChecked(True)
+    assert any("Full access" in w and "outside any sandbox" in w for w in ed.warnings.texts())
+    added = await ed.save_pattern()
+    assert added is not None and added.access == "host"
+    assert [(p.pattern, p.access) for p in h.app.approvals.list_patterns("demo", False)] == [("ls -1", "host")]
+    assert ed.model.index(0, COL_ACCESS).data() == "full access" and not ed.full_access.isChecked()
+    ed.try_command.setText("ls -1")
+    assert ed.try_result.text().startswith("✔ In the sandbox, runs without asking")
+    assert ed.try_full.text().startswith("⚠ Asking for full access, runs as you without asking")
+
+    # Edit it back to the sandbox: the same pattern, its access changed.
+    ed.table.selectRow(0)
+    ed.edit_selected()
+    assert ed.full_access.isChecked()
+    ed.full_access.setChecked(False)
+    saved = await ed.save_pattern()
+    assert saved is not None and saved.access == "sandbox" and saved.id == added.id
+    assert ed.model.index(0, COL_ACCESS).data() == "sandbox"
+    assert ed.try_full.text().startswith("✘ Asking for full access, would ask you first")
+    assert h.app.approvals.check("demo", "ls -1", "host").allowed is False
+    assert h.app.approvals.check("demo", "ls -1", "sandbox").allowed is True
+    dialog.reject()
+    await task

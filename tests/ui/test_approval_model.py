@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import html
 import time
 
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
 from app.core.approvals import ShellRequest
 from app.host import ShellResult
-from app.ui.approval_model import COL_COMMAND, COL_EXIT, COL_STATUS, RequestTableModel, first_line
-from app.ui.tray import Notifier, command_start
+from app.ui.approval_model import (
+    COL_ACCESS,
+    COL_AGENT,
+    COL_COMMAND,
+    COL_CWD,
+    COL_EXIT,
+    COL_STATUS,
+    RequestTableModel,
+    first_line,
+)
+from app.ui.tray import Notifier, command_start, notification_text
 
 CREATED = time.time() - 5
 
 
-def req(rid: str, status: str = "pending", command: str = "echo hi", **kw: object) -> ShellRequest:
-    return ShellRequest(rid, "demo", command, "/tmp", 60, CREATED, status, **kw)  # type: ignore[arg-type]
+def req(rid: str, status: str = "pending", command: str = "echo hi", cwd: str = "/tmp", **kw: object) -> ShellRequest:
+    return ShellRequest(rid, "demo", command, cwd, 60, CREATED, status, **kw)  # type: ignore[arg-type]
 
 
 def test_set_requests_inserts_removes_and_updates_in_place(qapp: object) -> None:
@@ -69,3 +80,66 @@ def test_notification_text_and_pause(qapp: object) -> None:
     assert notifier.notify(req("c")) is None
     assert len(sent) == 1 and notifier.last_request == "a"
     assert command_start("x" * 200).endswith("…") and len(command_start("x" * 200)) == 80
+
+
+def test_access_column_says_what_it_asked_for_and_what_it_ran_with(qapp: object) -> None:
+    model = RequestTableModel(history=True)
+    model.set_requests(
+        [
+            req("a", access="host"),
+            req("b", "done", access="host", granted="sandbox", decided_by="user"),
+            req("c", "done", access="host", granted="host", decided_by="user"),
+            req("d", "done", decided_by="user", granted="sandbox"),
+        ]
+    )
+    assert [model.index(r, COL_ACCESS).data() for r in range(4)] == ["full access", "sandbox", "full access", "sandbox"]
+    assert "asked for full access" in model.index(1, COL_ACCESS).data(Qt.ItemDataRole.ToolTipRole)
+    assert "asked for" not in model.index(3, COL_ACCESS).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.headerData(COL_ACCESS, Qt.Orientation.Horizontal) == "Access"
+
+
+def test_folder_cell_and_tooltips_escape_control_characters_and_markup(qapp: object) -> None:
+    """Attack: a folder name with a newline, ESC and U+202E, and `<b>` markup that Qt would render in a
+    tooltip (tooltips that look like HTML are rich text)."""
+    cwd = "/ws/a\nb\x1b[8m<b>c\u202ed"
+    model = RequestTableModel()
+    model.set_requests([req("a", command="<b>rm</b> -rf\u202e x", cwd=cwd)])
+    cell = model.index(0, COL_CWD).data()
+    assert "\\n" in cell and "\\x1b" in cell and "\\u202e" in cell
+    assert not any(c in cell for c in "\n\x1b\u202e")
+    for col in (COL_CWD, COL_COMMAND):
+        tip = model.index(0, col).data(Qt.ItemDataRole.ToolTipRole)
+        assert "<b>" not in tip and "&lt;b&gt;" in tip and "\x1b" not in tip and "\u202e" not in tip
+    shown = html.escape("a\\nb\\x1b[8m<b>c\\u202ed", quote=False)
+    assert shown in model.index(0, COL_CWD).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(0, COL_AGENT).data() == "demo"
+    assert model.index(0, COL_COMMAND).data(Qt.ItemDataRole.DecorationRole) is not None  # the warning mark
+
+
+def test_notification_text_is_one_line_per_part_and_says_full_access(qapp: object) -> None:
+    title, body, warn = notification_text(req("a", command="g\u0456t push\nrm -rf ~", access="host"))
+    assert title == "demo asks to run a command with full access" and warn
+    command, *rest = body.split("\n")
+    assert command == "g\u0456t push…"  # a look-alike letter is shown as itself (it is named in the queue)
+    assert rest == ["⚠ It has look-alike or hidden characters.", "Click to review it in Berth."]
+    title, body, warn = notification_text(req("b", command="ls"))
+    assert title == "demo asks to run a command" and body == "ls\nClick to review it in Berth." and not warn
+
+
+def test_a_folder_in_the_agents_workspace_reads_workspace(qapp: object) -> None:
+    model = RequestTableModel(workspaces="/data/workspaces")
+    model.set_requests(
+        [
+            req("a", cwd="/data/workspaces/demo"),
+            req("b", cwd="/data/workspaces/demo/site"),
+            req("c", cwd="/data/workspaces/demo-other/x"),  # another folder whose name starts the same
+            req("d", cwd="/home/me/shop"),
+        ]
+    )
+    assert [model.index(r, COL_CWD).data() for r in range(4)] == [
+        "workspace",
+        "workspace/site",
+        "…/workspaces/demo-other/x",
+        "/home/me/shop",
+    ]
+    assert model.index(1, COL_CWD).data(Qt.ItemDataRole.ToolTipRole).endswith("/data/workspaces/demo/site</p>")

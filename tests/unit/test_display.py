@@ -105,7 +105,8 @@ def test_literal_backslash_is_kept_and_flag_disambiguates() -> None:
 
 def test_name_format_is_code_point_then_unicode_name() -> None:
     assert suspicious_characters("g\u0456t") == [CYRILLIC_I]
-    assert suspicious_characters("a\tb") == ["U+0009 <unnamed>"]  # controls have no Unicode name
+    assert suspicious_characters("a\tb") == ["U+0009 CHARACTER TABULATION (TAB)"]  # controls: their alias names
+    assert suspicious_characters("\x1b[8m") == ["U+001B ESCAPE (starts terminal control sequences)"]
     assert suspicious_characters("\U0001d42b") == ["U+1D42B MATHEMATICAL BOLD SMALL R"]
 
 
