@@ -84,6 +84,12 @@ class EngineUnavailable(BerthError):
     code, kind = -32007, "engine_unavailable"
 
 
+class NetworkUnavailable(BerthError):
+    """The engine answers but cannot make an agent's network: a fault of the engine, not of the request."""
+
+    code, kind = -32007, "engine_unavailable"
+
+
 class ImageUnavailable(BerthError):
     code, kind = -32008, "image_unavailable"
 

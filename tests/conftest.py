@@ -53,6 +53,13 @@ def clean_leftovers_in_ci() -> None:
     ]
     if stale:
         docker_cli("rm", "-f", *stale, check=False)
+    out = docker_cli(
+        "network", "ls", "--filter", "label=berth.managed=true", "--format", '{{.ID}} {{.Label "berth.instance"}}'
+    ).stdout
+    rows = [line.split() for line in out.splitlines()]
+    nets = [row[0] for row in rows if len(row) > 1 and row[1].startswith(TEST_INSTANCE_PREFIX)]
+    if nets:
+        docker_cli("network", "rm", *nets, check=False)
 
 
 def missing_part(reason: str) -> NoReturn:
@@ -76,9 +83,13 @@ def docker_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[st
 
 
 def remove_instance_containers(instance: str) -> None:
+    """Every container of a test instance, then its agent networks (an engine has room for only a few dozen)."""
     ids = docker_cli("ps", "-aq", "--filter", f"label=berth.instance={instance}", check=False).stdout.split()
     if ids:
         docker_cli("rm", "-f", *ids, check=False)
+    nets = docker_cli("network", "ls", "-q", "--filter", f"label=berth.instance={instance}", check=False).stdout
+    if nets.split():
+        docker_cli("network", "rm", *nets.split(), check=False)
 
 
 @pytest.fixture

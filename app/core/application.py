@@ -88,6 +88,7 @@ class Application:
             return False
         try:
             await self.engine.reconcile()
+            await self._prune_networks()
             self.containers.default_image = await self._default_image()
             await self.containers.sync_all()
         except EngineUnavailable:
@@ -155,6 +156,16 @@ class Application:
     async def _drain_removed_agents(self) -> None:
         known = {a.name for a in await asyncio.to_thread(self.agents.list) if a.enabled}
         self.engine.pool.drain(keep=lambda k: k.agent in known)
+        await self.engine.pool.settle()  # the removed agent's warm containers are gone: its network can go
+        await self._prune_networks()
+
+    async def _prune_networks(self) -> None:
+        """Remove the networks of agents that no longer exist (one still used by containers stays for now)."""
+        try:
+            known = {a.name for a in await asyncio.to_thread(self.agents.list)}
+            await self.engine.prune_networks(known)
+        except BerthError as e:
+            logger.info("could not tidy up agent networks: %s", e)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -19,10 +20,11 @@ from app.core.events import EventBus
 from app.core.store import Store
 from app.core.workspace import Workspaces
 from app.engine import Engine
-from app.errors import Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.model import (
     LABEL_AGENT,
     LABEL_KIND,
+    LABEL_NAME,
     OUTPUT_CAP,
     Agent,
     ContainerInfo,
@@ -37,6 +39,7 @@ from app.model import (
 
 logger = logging.getLogger(__name__)
 
+_ID = re.compile(r"[0-9a-f]{12,64}")
 HISTORY_CAP = 8 * 1024 * 1024  # what the history keeps of each stream; the API result is cut at OUTPUT_CAP
 
 
@@ -84,18 +87,33 @@ class Containers:
         }
 
     async def _own(self, agent: Agent, ref: str) -> ContainerInfo:
-        """The agent's container by id, short name or full name; NotFound for anything else."""
+        """The agent's container by id, its own name or its full name; NotFound for anything else."""
         if not isinstance(ref, str) or not ref:
             raise NotFound("no such container")
-        candidates = [ref] if ref.startswith(f"berth-{agent.name}-") else [self.engine.full_name(agent.name, ref), ref]
-        for candidate in candidates:
-            try:
-                info = await self.engine.inspect(candidate)
-            except NotFound:
-                continue
-            if info.agent == agent.name and info.kind in (Kind.SERVICE, Kind.TEMPORARY):
+        lookups = [self._by_ref, self._named] if _ID.fullmatch(ref) else [self._named, self._by_ref]
+        for lookup in lookups:  # an id is most likely an id; anything else most likely the agent's own name
+            info = await lookup(agent, ref)
+            if info is not None:
                 return info
         raise NotFound(f"no container {ref!r} for agent {agent.name!r}")
+
+    async def _by_ref(self, agent: Agent, ref: str) -> ContainerInfo | None:
+        """The container with this id or full name, if it is the agent's."""
+        try:
+            info = await self.engine.inspect(ref)
+        except NotFound:
+            return None
+        return info if info.agent == agent.name and info.kind in (Kind.SERVICE, Kind.TEMPORARY) else None
+
+    async def _named(self, agent: Agent, name: str) -> ContainerInfo | None:
+        """The agent's container whose own name is `name`: by its full name, else by label (a container made by
+        a Berth of before, when full names were built another way)."""
+        info = await self._by_ref(agent, self.engine.full_name(agent.name, name))
+        if info is not None:
+            return info
+        found = await self.engine.list_containers({LABEL_AGENT: agent.name, LABEL_NAME: name})
+        mine = [c for c in found if c.kind in (Kind.SERVICE, Kind.TEMPORARY)]
+        return await self._by_ref(agent, mine[0].id) if mine else None
 
     # -- temporary runs --------------------------------------------------------------------------
 
@@ -215,6 +233,8 @@ class Containers:
             ports=list(ports or []),
             network=self._network(agent, network, "bridge" if agent.limits.network else "none"),
         )
+        if await self._named(agent, name) is not None:
+            raise Conflict(f"a service named {name!r} already exists for agent {agent.name!r}")
         key = "svc-" + secrets.token_hex(6)
         await self._admission.acquire(agent.name, agent.limits, key, what=f"service {name}")
         try:

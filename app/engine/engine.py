@@ -30,7 +30,15 @@ from app.engine.info import container_from_inspect, container_from_list, normali
 from app.engine.pool import PoolKey, Warm, WarmPool
 from app.engine.stats import StatsReader
 from app.engine.streams import CappedBuffer, raw_socket, read_capped, read_multiplexed, send_stdin
-from app.errors import BerthError, Conflict, EngineUnavailable, ImageUnavailable, InvalidParams, NotFound
+from app.errors import (
+    BerthError,
+    Conflict,
+    EngineUnavailable,
+    ImageUnavailable,
+    InvalidParams,
+    NetworkUnavailable,
+    NotFound,
+)
 from app.model import (
     LABEL_AGENT,
     LABEL_CPU_GROUP,
@@ -89,6 +97,8 @@ class Engine:
         self._cleanups: set[asyncio.Task[None]] = set()
         self._in_use: set[str] = set()  # names/ids of temporary containers this process is running now
         self._poolable: dict[str, bool] = {}
+        self._networks: set[str] = set()  # agent networks known to exist
+        self._network_locks: dict[str, asyncio.Lock] = {}
         self.pool = WarmPool(self._create_idle, self._remove_idle, pool or PoolConfig(enabled=False))
 
     @property
@@ -164,9 +174,15 @@ class Engine:
             LABEL_NAME: name,
         }
 
-    @staticmethod
-    def full_name(agent: str, name: str) -> str:
-        return f"berth-{agent}-{name}"
+    def full_name(self, agent: str, name: str) -> str:
+        """The engine-wide container name: `berth.<instance>.<agent>.<name>`. Neither an instance id nor an
+        agent name holds a dot, so no two (instance, agent, name) ever share one (`team`/`b-web` and
+        `team-b`/`web` used to)."""
+        return f"berth.{self.instance}.{agent}.{name}"
+
+    def network_name(self, agent: str) -> str:
+        """The agent's own network on this engine (API.md "Agent networks")."""
+        return f"berth.{self.instance}.{agent}"
 
     def _create_sync(
         self,
@@ -181,8 +197,9 @@ class Engine:
         pull: bool = True,
     ) -> str:
         api = self.conn.api
+        network = self.network_name(spec.agent) if spec.network == "bridge" else spec.network
         host_kwargs: dict[str, Any] = {
-            "network_mode": spec.network,
+            "network_mode": network,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "pids_limit": spec.pids_limit,
@@ -209,6 +226,10 @@ class Engine:
             "ports": [tuple(p.split("/")) if p.endswith("/udp") else int(p.split("/")[0]) for p in ports] or None,
             "host_config": api.create_host_config(**host_kwargs),
         }
+        if spec.network == "bridge" and kind == Kind.SERVICE:  # found by its name from the agent's containers
+            kwargs["networking_config"] = api.create_networking_config(
+                {network: api.create_endpoint_config(aliases=[name])}  # type: ignore[arg-type]
+            )
         try:
             return str(api.create_container(spec.image, **kwargs)["Id"])
         except docker.errors.ImageNotFound:
@@ -223,7 +244,72 @@ class Engine:
 
     async def _create(self, spec: ContainerSpec, **kw: Any) -> str:
         await self._detect()
+        if spec.network == "bridge":
+            await self.ensure_network(spec.agent)
         return await self.conn.call(self._create_sync, spec, **kw)
+
+    # -- agent networks --------------------------------------------------------------------------
+
+    async def ensure_network(self, agent: str) -> str:
+        """The agent's network, made on first use (found again, never duplicated, after a restart)."""
+        name = self.network_name(agent)
+        lock = self._network_locks.setdefault(agent, asyncio.Lock())
+        async with lock:
+            if name in self._networks:
+                return name
+            found = await self.conn.call(lambda: self.conn.api.networks(names=[name]))
+            if not any(n.get("Name") == name for n in found):
+                labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: self.instance, LABEL_AGENT: agent}
+
+                def create() -> None:
+                    try:
+                        self.conn.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+                    except docker.errors.APIError as e:
+                        if e.status_code == 409:
+                            return  # made meanwhile (another Berth process on this data dir cannot be; a race)
+                        full = "address pool" in str(e.explanation or e)
+                        raise NetworkUnavailable(
+                            f"the engine could not make the network of agent {agent!r}: {e.explanation or e}",
+                            hint="the engine has no address range left for another network: remove unused ones "
+                            "(docker network prune) or give it more (default-address-pools in daemon.json)"
+                            if full
+                            else "check that the engine can make bridge networks (docker network create), or "
+                            "switch network off for this agent",
+                        ) from e
+
+                await self.conn.call(create, what=f"network {name}")
+                logger.info("made network %s for agent %s", name, agent)
+            self._networks.add(name)
+            return name
+
+    async def networks(self) -> dict[str, str]:
+        """This instance's agent networks: agent -> network name."""
+        raw = await self.conn.call(
+            lambda: self.conn.api.networks(filters={"label": [f"{LABEL_INSTANCE}={self.instance}"]})
+        )
+        return {str((n.get("Labels") or {}).get(LABEL_AGENT)): str(n.get("Name")) for n in raw}
+
+    async def remove_network(self, agent: str) -> bool:
+        """Remove the agent's network; False (and it stays) while containers of the agent still use it."""
+        name = self.network_name(agent)
+        self._networks.discard(name)
+        try:
+            await self.conn.call(lambda: self.conn.api.remove_network(name), what=f"network {name}")
+        except NotFound:
+            return True
+        except (BerthError, docker.errors.APIError) as e:  # 403 "has active endpoints": still in use
+            logger.info("network %s stays for now: %s", name, getattr(e, "explanation", None) or e)
+            return False
+        logger.info("removed network %s", name)
+        return True
+
+    async def prune_networks(self, known_agents: set[str]) -> list[str]:
+        """Remove the networks of agents not in `known_agents` that no container uses any more."""
+        removed = []
+        for agent in await self.networks():
+            if agent not in known_agents and await self.remove_network(agent):
+                removed.append(agent)
+        return removed
 
     # -- temporary runs --------------------------------------------------------------------------
 
@@ -401,6 +487,8 @@ class Engine:
         if not self._poolable[spec.image]:
             raise InvalidParams(f"image {spec.image} has an entrypoint")
         name = f"pool-{secrets.token_hex(5)}"
+        if spec.network == "bridge":
+            await self.ensure_network(spec.agent)
         cid = await self.conn.call(self._create_sync, spec, kind=Kind.POOL, name=name, command=IDLE_COMMAND, pull=False)
         try:
             await self.conn.call(lambda: self.conn.api.start(cid))
@@ -643,9 +731,17 @@ class Engine:
         return removed
 
     async def aclose(self) -> None:
-        """Remove the warm pool and pending temporaries, close the streams, and join every thread of this engine."""
+        """Remove the warm pool and pending temporaries, close the streams, and join every thread of this engine.
+        The agents' CPU groups that no container uses any more are removed (services keep theirs)."""
         await self.pool.close()
         await self.drain_cleanups()
+        try:
+            await self.conn.call(self.cpu_groups.remove_empty)
+            # Networks no container uses any more go too (made again on first use): an engine has room for
+            # only a few dozen networks, and they should not pile up across the runs of many agents.
+            await self.prune_networks(set())
+        except Exception as e:
+            logger.debug("could not tidy up CPU groups or networks: %s", e)
         self._stats.close()
         await self.conn.aclose()
 

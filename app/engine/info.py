@@ -7,7 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from app.errors import InvalidParams
-from app.model import LABEL_AGENT, LABEL_CPU_GROUP, LABEL_KIND, LABEL_NAME, ContainerInfo, Kind, PortBinding
+from app.model import (
+    LABEL_AGENT,
+    LABEL_CPU_GROUP,
+    LABEL_INSTANCE,
+    LABEL_KIND,
+    LABEL_NAME,
+    ContainerInfo,
+    Kind,
+    PortBinding,
+)
 
 _EXITED = re.compile(r"Exited \((-?\d+)\)")
 _PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp))?$")
@@ -31,8 +40,11 @@ def _kind(labels: dict[str, str]) -> Kind:
 def _short_name(full: str, labels: dict[str, str]) -> str:
     if LABEL_NAME in labels:
         return labels[LABEL_NAME]
-    prefix = f"berth-{labels.get(LABEL_AGENT, '')}-"
-    return full[len(prefix) :] if full.startswith(prefix) else full
+    agent = labels.get(LABEL_AGENT, "")
+    for prefix in (f"berth.{labels.get(LABEL_INSTANCE, '')}.{agent}.", f"berth-{agent}-"):  # now, and before
+        if full.startswith(prefix):
+            return full[len(prefix) :]
+    return full
 
 
 def _timestamp(text: str | None) -> str | None:

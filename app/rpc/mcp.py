@@ -95,7 +95,8 @@ def _network(default: str) -> dict[str, Any]:
     return {
         "type": "string",
         "enum": ["none", "bridge"],
-        "description": f"'none' (no network) or 'bridge' (internet, if the person allows it). Default: {default}.",
+        "description": "'none' (no network) or 'bridge': your own network (internet, if the person allows it, "
+        f"and your services by their names; other agents' containers are never reachable). Default: {default}.",
     }
 
 
@@ -162,8 +163,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Start a long-running service container",
         "Start a container that keeps running (a web server, a database, a watcher) under a name you choose. "
         "It runs until you stop or remove it. Container ports listed in 'ports' are published on 127.0.0.1; "
-        "the result gives each one's host URL. Use exec_in_service to run commands in it and container_logs to "
-        "read its output.",
+        "the result gives each one's host URL. On network 'bridge' your other containers reach it by its name "
+        "(e.g. http://web:8080 or postgres://db:5432): a web app and its database find each other that way. "
+        "Use exec_in_service to run commands in it and container_logs to read its output.",
         {
             "name": {
                 "type": "string",

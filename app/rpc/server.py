@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import re
 from typing import Any
 
 from aiohttp import web
@@ -41,9 +43,44 @@ def _from_exc(id_: Any, e: BerthError) -> dict[str, Any]:
 
 
 def _json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, ensure_ascii=False).encode(), status=status, content_type="application/json"
-    )
+    try:
+        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    except (UnicodeEncodeError, ValueError):  # text that is not Unicode (a lone surrogate): escape it all
+        data = json.dumps(body, ensure_ascii=True, default=str).encode()
+    return web.Response(body=data, status=status, content_type="application/json")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(raw: bytes) -> Any:
+    """The request body as JSON, strictly: UTF-8 only, no NaN/Infinity, finite numbers, no lone surrogates,
+    nesting within Python's limits. Any failure is a ParseError (-32700), never an exception of another kind."""
+    try:
+        text = raw.decode("utf-8")
+        body = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        if _SURROGATE_ESCAPE.search(text):  # rare: only then check the strings are real Unicode text
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ParseError("parse error: the JSON is nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ParseError("parse error: a string holds a lone surrogate (\\ud800-\\udfff), which is not text") from None
+    except UnicodeDecodeError as e:
+        raise ParseError(f"parse error: the body is not UTF-8 (byte {e.start})") from None
+    except ValueError as e:
+        raise ParseError(f"parse error: {str(e)[:200]}") from None
+    return body
 
 
 class RpcServer:
@@ -96,7 +133,17 @@ class RpcServer:
             return web.json_response({"error": "browser origins may not call Berth"}, status=403)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "request body over 8 MiB"}, status=413)
-        result: web.StreamResponse = await handler(request)
+        try:
+            result: web.StreamResponse = await handler(request)
+        except (web.HTTPException, asyncio.CancelledError):
+            raise
+        except Exception:  # a bug: said as a JSON-RPC internal error, never an HTML 500 with a traceback
+            logger.exception("internal error serving %s", request.path)
+            if request.path != "/rpc":
+                raise
+            return _json_response(
+                _error(None, INTERNAL_ERROR, "internal error (the log has the details)", {"kind": "internal"})
+            )
         return result
 
     # -- handlers --------------------------------------------------------------------------------
@@ -116,9 +163,9 @@ class RpcServer:
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "request body over 8 MiB"}, status=413)
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            return _json_response(_from_exc(None, ParseError(f"parse error: {e}")))
+            body = parse_body(raw)
+        except ParseError as e:
+            return _json_response(_from_exc(None, e))
         if isinstance(body, list):
             if not body:
                 return _json_response(_from_exc(None, InvalidRequest("invalid request: empty batch")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 
 from tests.conftest import BUSYBOX, docker_cli
 from tests.e2e.conftest import Server
@@ -68,3 +69,28 @@ def _swallow(fn):  # type: ignore[no-untyped-def]
         return fn()
     except Exception as e:
         return e
+
+
+def _cgroups(server: Server) -> list[str]:
+    return sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/berth-{server.instance}-*"))
+
+
+def _networks(server: Server) -> list[str]:
+    return docker_cli("network", "ls", "-q", "--filter", f"label=berth.instance={server.instance}").stdout.split()
+
+
+def test_a_clean_stop_leaves_no_cgroup_folder_and_no_unused_network(server: Server) -> None:
+    """Per-agent CPU groups and agent networks go at a clean exit once nothing uses them; a service keeps its own
+    until it is removed, and both are tidied up at the next start."""
+    alice = server.client("alice")
+    assert alice.run("true", image=BUSYBOX, network="bridge")["exit_code"] == 0
+    svc = alice.start_service("keep", image=BUSYBOX, command="sleep 300")
+    if alice.info().get("cpu_quota", {}).get("mechanism") == "parent":
+        assert _cgroups(server)  # the agent's CPU group exists while it runs
+    assert server.stop() == 0
+    assert len(_networks(server)) == 1  # the running service still uses alice's network
+    docker_cli("rm", "-f", svc["id"])
+    server.start()
+    assert server.stop() == 0
+    assert _cgroups(server) == []
+    assert _networks(server) == []

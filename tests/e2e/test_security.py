@@ -17,7 +17,7 @@ def test_agent_cannot_touch_another_agents_containers(server: Server) -> None:
     alice, bob = server.client("alice"), server.client("bob")
     svc = alice.start_service("private", image=BUSYBOX, command="sleep 300")
     assert bob.list() == []
-    for ref in (svc["id"], svc["id"][:12], "private", "berth-alice-private"):
+    for ref in (svc["id"], svc["id"][:12], "private", f"berth.{server.instance}.alice.private", "berth-alice-private"):
         for call in (
             lambda r: bob.inspect(r),
             lambda r: bob.exec(r, "true"),

@@ -219,7 +219,7 @@ async def test_pooled_containers_are_labelled_safe_and_idle_under_init(engine: E
     labels, host = info["Config"]["Labels"], info["HostConfig"]
     assert labels["berth.instance"] == instance and labels["berth.pool.agent"] == "t"
     assert "berth.agent" not in labels  # nobody's container until a run takes it
-    assert info["Name"].startswith("/berth-t-pool-")
+    assert info["Name"].startswith(f"/berth.{instance}.t.pool-")
     assert host["Init"] is True and host["CapDrop"] == ["ALL"] and host["NetworkMode"] == "none"
     assert "no-new-privileges" in host["SecurityOpt"] and host["PidsLimit"] == 256
     assert host["Memory"] == host["MemorySwap"] == 512 * MiB

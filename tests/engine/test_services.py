@@ -37,7 +37,7 @@ def http_get(url: str, deadline_s: float = 10) -> str:
 
 async def test_published_port_answers_on_localhost_only(engine: Engine) -> None:
     info = await engine.start_service(service("web", HTTPD, ports=["8080"], network="bridge"))
-    assert info.kind == Kind.SERVICE and info.status == "running" and info.full_name == "berth-t-web"
+    assert info.kind == Kind.SERVICE and info.status == "running" and info.full_name == f"berth.{engine.instance}.t.web"
     binding = info.ports["8080/tcp"]
     assert binding.host == "127.0.0.1" and binding.url == f"http://127.0.0.1:{binding.port}"
     body = await asyncio.to_thread(http_get, binding.url)
@@ -96,7 +96,7 @@ async def test_other_instances_containers_are_invisible(engine: Engine) -> None:
         with pytest.raises(NotFound):
             await engine.inspect(theirs.id)
     finally:
-        docker_cli("rm", "-f", "berth-t-theirs", check=False)
+        docker_cli("rm", "-f", other.full_name("t", "theirs"), check=False)
         await other.aclose()
 
 

@@ -190,4 +190,4 @@ async def test_safe_defaults_are_applied(engine: Engine, instance: str, tmp_path
         assert labels["berth.kind"] == "pool" and labels["berth.pool.agent"] == "t" and "berth.agent" not in labels
     else:
         assert labels["berth.kind"] == "temporary" and labels["berth.agent"] == "t"
-    assert info["Name"].startswith("/berth-t-")
+    assert info["Name"].startswith(f"/berth.{labels['berth.instance']}.t.")
