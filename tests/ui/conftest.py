@@ -13,8 +13,9 @@ await `wait_until` instead.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,14 @@ async def harness(instance: str, tmp_path: Path, qapp: QApplication) -> AsyncIte
         desktop.window.close()
         desktop.window.deleteLater()
     assert_nothing_left(desktop)
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_gui_thread() -> Iterator[None]:
+    """After each test (and its harness), Python-owned QObjects of the test die here, on the GUI thread, rather
+    than on whichever thread Python's collector happens to run next."""
+    yield
+    gc.collect()
 
 
 def assert_nothing_left(desktop: Desktop) -> None:
