@@ -180,10 +180,15 @@ class ContainerInfo:
     memory_limit: int | None = None
     cpu_group: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    network: str = ""  # "none", or the agent network's name (a service is reachable there by `name`)
 
     @property
     def running(self) -> bool:
         return self.status in ("running", "restarting", "paused")
+
+    @property
+    def on_agent_network(self) -> bool:
+        return self.network.startswith("berth.")
 
     def to_json(self) -> dict[str, Any]:
         """The API.md list entry."""

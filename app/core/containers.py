@@ -300,13 +300,18 @@ class Containers:
         await self._audit(agent, "container.remove", info)
 
     async def usage(self, agent: Agent) -> dict[str, Any]:
+        """What the agent uses now; `network` names its network and the services reachable there by name."""
         running = [c for c in await self.list(agent, all=False) if c.status == "running"]
         stats = await self.engine.stats(running)
         cpus = sum(s.cpu_percent for s in stats.values()) / 100.0
+        services = sorted(c.name for c in running if c.kind == Kind.SERVICE and c.on_agent_network)
         return {
             "containers": self._admission.active(agent.name),
             "cpus_in_use": round(cpus, 3),
             "queued": len(self._admission.queued(agent.name)),
+            "network": {"name": self.engine.network_name(agent.name), "services": services}
+            if agent.limits.network
+            else None,
         }
 
     def usage_offline(self, agent: Agent) -> dict[str, Any]:
@@ -315,6 +320,7 @@ class Containers:
             "containers": self._admission.active(agent.name),
             "cpus_in_use": 0.0,
             "queued": len(self._admission.queued(agent.name)),
+            "network": {"name": self.engine.network_name(agent.name), "services": []} if agent.limits.network else None,
         }
 
     async def sync_agent(self, agent: str, *, gone: str | None = None) -> None:

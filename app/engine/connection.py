@@ -57,6 +57,14 @@ def _is_connection_problem(e: BaseException) -> bool:
     return False
 
 
+def _on_loop_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class Connection:
     """Owns the docker clients and the worker threads that use them."""
 
@@ -76,7 +84,12 @@ class Connection:
         return docker.DockerClient(base_url=self.endpoint, timeout=timeout, max_pool_size=pool_size)  # type: ignore[arg-type]
 
     def client(self) -> docker.DockerClient:
-        """The shared client (blocking: call from a worker thread). Created on first use, again after a failure."""
+        """The shared client (blocking: call from a worker thread). Created on first use, again after a failure.
+
+        Refused on a thread that runs an asyncio loop: making a client asks the engine for its version, and any
+        call blocks; on the loop's thread that would freeze Berth (and its errors would go untranslated)."""
+        if _on_loop_thread():
+            raise RuntimeError("the docker client was used on the event loop's thread: go through Connection.call")
         with self._lock:
             if self._client is None:
                 self._client = self.new_client(pool_size=self._max_workers)

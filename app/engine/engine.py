@@ -362,11 +362,10 @@ class Engine:
             self._spawn_cleanup(self._remove_after(create, self.full_name(spec.agent, name)))
 
     async def _run_created(self, cid: str, spec: RunSpec, stdin: bytes | None, started: float) -> RunResult:
-        api = self.conn.api
         if stdin is not None:
-            sock = await self.conn.call(lambda: api.attach_socket(cid, params={"stdin": 1, "stream": 1}))
+            sock = await self.conn.call(lambda: self.conn.api.attach_socket(cid, params={"stdin": 1, "stream": 1}))
             try:
-                await self.conn.call(lambda: api.start(cid))
+                await self.conn.call(lambda: self.conn.api.start(cid))
                 await self.conn.call(send_stdin, sock, stdin)
             finally:
                 await self.conn.call(raw_socket(sock).close)
@@ -410,7 +409,6 @@ class Engine:
         None when the command could not start there (the container is gone, a missing workdir or
         program): nothing ran, and the caller goes the cold way, which behaves as it always did.
         """
-        api = self.conn.api
         started = time.monotonic()
         data = spec.stdin.encode() if isinstance(spec.stdin, str) else spec.stdin
         out, err = CappedBuffer(spec.output_cap), CappedBuffer(spec.output_cap)
@@ -418,7 +416,7 @@ class Engine:
         try:
 
             def create_and_start() -> tuple[str, Any]:
-                exec_id = api.exec_create(
+                exec_id = self.conn.api.exec_create(
                     warm.id,
                     argv,
                     stdin=data is not None,
@@ -426,7 +424,7 @@ class Engine:
                     workdir=spec.workdir or "/workspace",
                     user=spec.user or host_user(),
                 )["Id"]
-                return exec_id, api.exec_start(exec_id, socket=True)
+                return exec_id, self.conn.api.exec_start(exec_id, socket=True)
 
             self._in_use.add(warm.id)
             try:
@@ -442,10 +440,10 @@ class Engine:
                 await asyncio.wait_for(self.conn.call(read_multiplexed, sock, out, err), spec.timeout_s)
             except TimeoutError:
                 timed_out = True
-                await self._quietly(self.conn.call(lambda: api.kill(warm.id)))
+                await self._quietly(self.conn.call(lambda: self.conn.api.kill(warm.id)))
             finally:
                 await self.conn.call(raw_socket(sock).close)
-            state = await self.conn.call(lambda: api.exec_inspect(exec_id))
+            state = await self.conn.call(lambda: self.conn.api.exec_inspect(exec_id))
             code = state.get("ExitCode")
             if code in (126, 127) and not err.size and out.text().startswith(EXEC_NOT_STARTED):
                 return None
@@ -576,13 +574,12 @@ class Engine:
         info = await self.inspect(container)
         if info.status != "running":
             raise Conflict(f"container {info.name} is {info.status}, not running: start it first")
-        api = self.conn.api
 
         def create_and_start() -> tuple[str, Any]:
-            exec_id = api.exec_create(
+            exec_id = self.conn.api.exec_create(
                 info.id, argv, stdin=data is not None, environment=env or None, workdir=workdir, user=user or ""
             )["Id"]
-            return exec_id, api.exec_start(exec_id, socket=True)
+            return exec_id, self.conn.api.exec_start(exec_id, socket=True)
 
         exec_id, sock = await self.conn.call(create_and_start)
         out, err = CappedBuffer(output_cap), CappedBuffer(output_cap)
@@ -596,7 +593,7 @@ class Engine:
             await self._kill_exec(exec_id)
         finally:
             await self.conn.call(raw_socket(sock).close)
-        result = await self.conn.call(lambda: api.exec_inspect(exec_id))
+        result = await self.conn.call(lambda: self.conn.api.exec_inspect(exec_id))
         code = result.get("ExitCode")
         return RunResult(
             id=info.id,

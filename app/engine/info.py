@@ -74,6 +74,7 @@ def container_from_list(c: dict[str, Any]) -> ContainerInfo:
         exit_code=int(m.group(1)) if m else None,
         cpu_group=labels.get(LABEL_CPU_GROUP),
         labels=labels,
+        network=str((c.get("HostConfig") or {}).get("NetworkMode") or ""),
     )
 
 
@@ -111,4 +112,5 @@ def container_from_inspect(c: dict[str, Any]) -> ContainerInfo:
         memory_limit=int(host.get("Memory") or 0) or None,
         cpu_group=host.get("CgroupParent") or labels.get(LABEL_CPU_GROUP),
         labels=labels,
+        network=str(host.get("NetworkMode") or ""),
     )

@@ -94,7 +94,10 @@ class AgentTableModel(QAbstractTableModel):
             if col == COL_AT_LIMIT:
                 return f"queue ({lim.queue_timeout_s:g} s)" if lim.at_limit == "queue" else "reject"
             if col == COL_NETWORK:
-                return "allowed" if lim.network else "off"
+                if not lim.network:
+                    return "off"
+                services = (row.usage.get("network") or {}).get("services") or []
+                return "on · " + ", ".join(services) if services else "on"
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == COL_STATE and not a.enabled:
                 return QColor("#b3261e")
@@ -105,6 +108,17 @@ class AgentTableModel(QAbstractTableModel):
                 return "containers running (and starting) / the most it may run at once"
             if col == COL_CPU:
                 return "CPU in use now by all its containers / its CPU quota"
+            if col == COL_NETWORK:
+                net = row.usage.get("network")
+                if not lim.network:
+                    return "No network: its containers run with network 'none'."
+                if not net:
+                    return "Network allowed."
+                names = ", ".join(net.get("services") or []) or "none running"
+                return (
+                    f"Its own network {net['name']}: internet, and its containers reach each other.\n"
+                    f"Services reachable there by name: {names}. Other agents' containers never reach it."
+                )
         return None
 
     def set_agents(self, agents: list[Agent]) -> None:
@@ -117,7 +131,7 @@ class AgentTableModel(QAbstractTableModel):
         for i, r in enumerate(self._rows):
             if r.agent.name == name and r.usage != usage:
                 r.usage = usage
-                self.dataChanged.emit(self.index(i, COL_CONTAINERS), self.index(i, COL_CPU))
+                self.dataChanged.emit(self.index(i, COL_CONTAINERS), self.index(i, COL_NETWORK))
 
     def agents(self) -> list[Agent]:
         return [r.agent for r in self._rows]

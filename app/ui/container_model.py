@@ -275,7 +275,12 @@ class ContainerTableModel(QAbstractTableModel):
                 return f"Run #{row.run_id}: {row.full_name}\nDouble-click (or Enter) to see its output."
             if row.type == WAITING:
                 return f"{row.name} ({row.agent}): {row.detail}"
-            return f"{row.full_name}\n{row.key[:12]}"
+            lines = [row.full_name, row.key[:12]]
+            info = row.info
+            if info is not None and info.on_agent_network:
+                where = f"as {info.name!r} " if info.kind == "service" else ""
+                lines.append(f"On {info.agent}'s network {info.network}: reachable {where}by its other containers")
+            return "\n".join(lines)
         if col == COL_PORTS and row.ports:
             return "\n".join(f"{url} (container port {label.split('→')[1]})" for label, url in port_links(row))
         if col == COL_STATUS and row.type == WAITING:

@@ -27,7 +27,8 @@ def test_system_info(server: Server) -> None:
         "queue_timeout_s": 120.0,
         "network": True,
     }
-    assert info["agent"]["usage"] == {"containers": 0, "cpus_in_use": 0.0, "queued": 0}
+    network = {"name": f"berth.{server.instance}.alice", "services": []}
+    assert info["agent"]["usage"] == {"containers": 0, "cpus_in_use": 0.0, "queued": 0, "network": network}
     assert info["version"]
 
 

@@ -261,3 +261,14 @@ def test_without_a_sandbox_nothing_is_approved_by_a_pattern(tmp_path: Path, outs
         assert done["access"] == "host" and marker.exists()
     finally:
         server.stop()
+
+
+def test_a_sandboxed_command_cannot_reach_berths_own_port(server: Server) -> None:
+    """Attack: a sandboxed command calls Berth's RPC port (with a token it found, or to probe it)."""
+    port = server.url.rsplit(":", 1)[1]
+    probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)\""
+    r = server.client("alice").shell(probe)
+    berth(server.data_dir, "approvals", "approve", r["request_id"])
+    done = server.client("alice").shell_status(r["request_id"], wait_s=30)
+    assert done["access"] == "sandbox" and done["result"]["exit_code"] != 0
+    assert "Network is unreachable" in done["result"]["stderr"] or "refused" in done["result"]["stderr"]

@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QDialog, QMessageBox, QPushButton
 from app.errors import InvalidParams, LimitReached, Unauthorized
 from app.rpc.client import BerthClient
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog
-from app.ui.agents_view import COL_CONTAINERS, AgentsView
+from app.ui.agents_view import COL_CONTAINERS, COL_NETWORK, AgentsView
+from app.ui.container_model import COL_NAME
 from app.ui.patterns_editor import COL_ACCESS
 from app.ui.token_dialog import TokenDialog
 from tests.conftest import BUSYBOX
@@ -202,3 +203,22 @@ async def test_patterns_editor_shows_and_sets_full_access(harness: Harness) -> N
     assert h.app.approvals.check("demo", "ls -1", "sandbox").allowed is True
     dialog.reject()
     await task
+
+
+async def test_the_agents_network_and_its_services_are_shown(harness: Harness) -> None:
+    """Agents view: the network column names the services other containers of the agent reach by name; the
+    Container Panel says the same in the service's tooltip."""
+    h, v = harness, view(harness)
+    h.window.show_view("agents")
+    await wait_until(lambda: v.model.row_of("demo") >= 0, what="the agent row")
+    svc = await h.rpc("services.start", name="db", image=BUSYBOX, command="sleep 300")
+    row = v.model.row_of("demo")
+    cell = v.model.index(row, COL_NETWORK)
+    await wait_until(lambda: cell.data() == "on · db", what="the service in the network column", timeout=15)
+    tip = cell.data(Qt.ItemDataRole.ToolTipRole)
+    assert f"berth.{h.app.instance}.demo" in tip and "db" in tip
+    await wait_until(lambda: h.model.get(svc["id"]) is not None, what="the service row")
+    panel_row = next(i for i, r in enumerate(h.model.rows()) if r.key == svc["id"])
+    name_tip = h.model.index(panel_row, COL_NAME).data(Qt.ItemDataRole.ToolTipRole)
+    assert "reachable as 'db'" in name_tip
+    await h.rpc("containers.remove", id=svc["id"], force=True)
