@@ -213,6 +213,7 @@ class ContainerEvent:
     kind: str | None
     time: float
     exit_code: int | None = None
+    name: str = ""  # the container's full name
 
 
 @dataclass(frozen=True)

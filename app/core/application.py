@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port, pool_config
@@ -57,6 +58,7 @@ class Application:
         )
         self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
         self.engine_available = False
+        self._events_since: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.events.subscribe(self._on_agents_changed, "agents.changed")
 
@@ -79,6 +81,8 @@ class Application:
 
     async def _engine_up(self) -> bool:
         """On start and on reconnect: reconcile leftovers, pick the default image, recount services."""
+        # The event stream replays from here: what happens during the reconcile is not missed.
+        self._events_since = time.time() - 1
         info = await self.engine.info()
         if not info.available:
             if self.engine_available or not self._tasks:
@@ -113,7 +117,7 @@ class Application:
             if self.engine_available:
                 try:
                     # aclosing: a cancel while an event is handled still closes the stream and joins its thread
-                    async with contextlib.aclosing(self.engine.events()) as events:
+                    async with contextlib.aclosing(self.engine.events(since=self._events_since)) as events:
                         async for ev in events:
                             delay = 0.5
                             await self._on_container_event(ev)
@@ -128,6 +132,16 @@ class Application:
             await self._engine_up()
 
     async def _on_container_event(self, ev: ContainerEvent) -> None:
+        if (
+            ev.action == "create"
+            and ev.kind in (str(Kind.TEMPORARY), str(Kind.POOL))
+            and not self.engine.made_here(ev.id, ev.name)
+        ):
+            # A create this process did not ask for: a Berth killed mid-run whose request the engine finished
+            # after this one's reconcile. Nobody will ever wait for it: remove it now.
+            logger.info("removing temporary container %s left by an earlier Berth", ev.name or ev.id[:12])
+            self._spawn(self.engine.remove_leftover(ev.id))
+            return
         self.events.emit("container.event", ev)
         if ev.kind == str(Kind.SERVICE) and ev.agent and ev.action in ("start", "die", "stop", "destroy"):
             try:

@@ -205,6 +205,8 @@ class Engine:
             "pids_limit": spec.pids_limit,
             "init": True,
         }
+        if kind == Kind.SERVICE:  # "runs until stopped or removed": also across a restart of the engine
+            host_kwargs["restart_policy"] = {"Name": "unless-stopped"}
         if spec.memory:
             host_kwargs.update(mem_limit=spec.memory, memswap_limit=spec.memory)
         host_kwargs.update(self.cpu_groups.host_config(spec.cpu_group))
@@ -429,8 +431,9 @@ class Engine:
             self._in_use.add(warm.id)
             try:
                 exec_id, sock = await self.conn.call(create_and_start)
-            except (NotFound, Conflict) as e:
-                logger.info("pooled container %s is gone (%s): running cold", warm.id[:12], e)
+            except (NotFound, Conflict, docker.errors.APIError) as e:
+                # Gone, stopping, being removed (the engine restarting): nothing ran; the cold way decides.
+                logger.info("pooled container %s cannot take the run (%s): running cold", warm.id[:12], e)
                 return None
             if on_created:
                 on_created(warm.id)
@@ -445,7 +448,7 @@ class Engine:
                 await self.conn.call(raw_socket(sock).close)
             state = await self.conn.call(lambda: self.conn.api.exec_inspect(exec_id))
             code = state.get("ExitCode")
-            if code in (126, 127) and not err.size and out.text().startswith(EXEC_NOT_STARTED):
+            if code in (126, 127) and not err.size and EXEC_NOT_STARTED in out.text()[:300]:
                 return None
             exit_code = 137 if timed_out and (code is None or state.get("Running")) else code
             oom = exit_code == 137 and not timed_out and await self._oom_killed(warm.id)
@@ -487,13 +490,20 @@ class Engine:
         name = f"pool-{secrets.token_hex(5)}"
         if spec.network == "bridge":
             await self.ensure_network(spec.agent)
-        cid = await self.conn.call(self._create_sync, spec, kind=Kind.POOL, name=name, command=IDLE_COMMAND, pull=False)
+        full = self.full_name(spec.agent, name)
+        self._in_use.add(full)  # ours while it is made (see made_here); the pool holds it from the return on
         try:
-            await self.conn.call(lambda: self.conn.api.start(cid))
-        except BaseException:
-            self._spawn_cleanup(self._remove_idle(cid))
-            raise
-        return Warm(cid)
+            cid = await self.conn.call(
+                self._create_sync, spec, kind=Kind.POOL, name=name, command=IDLE_COMMAND, pull=False
+            )
+            try:
+                await self.conn.call(lambda: self.conn.api.start(cid))
+            except BaseException:
+                self._spawn_cleanup(self._remove_idle(cid))
+                raise
+            return Warm(cid)
+        finally:
+            self._in_use.discard(full)
 
     async def _remove_idle(self, cid: str) -> None:
         await self._remove_after(_done(cid), cid)
@@ -706,6 +716,15 @@ class Engine:
     def events(self, since: float | None = None) -> AsyncGenerator[ContainerEvent, None]:
         """This instance's container events from now on (or replayed from `since`, a unix time)."""
         return watch_events(self.conn, self.instance, since)
+
+    def made_here(self, cid: str, full_name: str) -> bool:
+        """Whether this process made (or is making) this temporary or pooled container: a run in flight, a
+        pooled container being made or ready. Anything else of those kinds is a leftover of another process."""
+        return cid in self._in_use or full_name in self._in_use or self.pool.holds(cid)
+
+    async def remove_leftover(self, cid: str) -> None:
+        """Remove a temporary or pooled container this process did not make (a killed Berth's late create)."""
+        await self._remove_after(_done(cid), cid)
 
     async def reconcile(self) -> list[str]:
         """At start (and when the engine comes back): remove leftover temporary and pool containers that a

@@ -25,6 +25,7 @@ def _to_event(raw: dict[str, Any]) -> ContainerEvent | None:
         kind=attrs.get(LABEL_KIND),
         time=float(raw.get("timeNano", 0)) / 1e9 or float(raw.get("time", 0)),
         exit_code=int(exit_code) if exit_code is not None else None,
+        name=str(attrs.get("name") or ""),
     )
 
 

@@ -302,6 +302,10 @@ class WarmPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def holds(self, cid: str) -> bool:
+        """Is `cid` a ready container of this pool?"""
+        return any(w.id == cid for s in self._slots.values() for w in s.ready)
+
     def tasks(self) -> list[asyncio.Task[Any]]:
         """Fills, removals and the idle reaper still in flight."""
         extra = [self._reaper] if self._reaper is not None and not self._reaper.done() else []
@@ -314,6 +318,14 @@ class WarmPool:
 
     async def close(self) -> None:
         """Stop filling and remove every idle container (at exit)."""
+        if self.hits + self.misses:
+            rate = self.hits / (self.hits + self.misses)
+            logger.info(
+                "warm pool: %d hits, %d misses (%.0f%% of runs found a container ready)",
+                self.hits,
+                self.misses,
+                rate * 100,
+            )
         self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()

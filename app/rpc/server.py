@@ -23,6 +23,7 @@ from app.errors import (
     InvalidRequest,
     ParseError,
 )
+from app.rpc.guard import BODY_S, REFUSALS, ConnectionGuard, quiet_malformed_requests
 from app.rpc.methods import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ class RpcServer:
         self.web.router.add_post("/rpc", self._rpc)
         self.web.router.add_get("/health", self._health)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.guard = ConnectionGuard()
+        quiet_malformed_requests()
+        self.body_s = BODY_S
 
     @property
     def url(self) -> str:
@@ -105,13 +110,20 @@ class RpcServer:
         # At shutdown, in-flight requests get a second, then are cancelled (their temporary containers go).
         self._runner = web.AppRunner(self.web, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        server = self._runner.server
+        assert server is not None
+        # Every connection goes through the guard (deadlines, a cap on open connections): guard.py.
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.guard.factory(server), self.host, self.port, reuse_address=True
+        )
         if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])
+            self.port = int(self._listener.sockets[0].getsockname()[1])
         logger.info("JSON-RPC listening on %s/rpc", self.url)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # no new connections; the runner then ends the open ones
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -123,13 +135,20 @@ class RpcServer:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.guard.request_started(request.transport)  # no connection deadline while a request is under way
+        try:
+            return await self._checked(request, handler)
+        finally:
+            self.guard.request_finished(request.transport)
+
+    async def _checked(self, request: web.Request, handler: Any) -> web.StreamResponse:
         host = request.headers.get("Host", "")
         if host not in self.allowed_hosts():
-            logger.warning("refused a request with Host %r", host)
+            REFUSALS.warning("host", "refused a request with Host %r", host)
             return web.json_response({"error": f"Host {host!r} is not allowed"}, status=403)
         origin = request.headers.get("Origin")
         if origin is not None and origin != "null":
-            logger.warning("refused a request from a browser origin %r", origin)
+            REFUSALS.warning("origin", "refused a request from a browser origin %r", origin)
             return web.json_response({"error": "browser origins may not call Berth"}, status=403)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "request body over 8 MiB"}, status=413)
@@ -159,9 +178,12 @@ class RpcServer:
         except BerthError as e:
             return _json_response(_from_exc(None, e), status=401 if e.code == -32001 else 403)
         try:
-            raw = await request.read()
+            raw = await asyncio.wait_for(request.read(), self.body_s)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response({"error": "request body over 8 MiB"}, status=413)
+        except TimeoutError:
+            REFUSALS.warning("slow", "refused a request whose body did not arrive within %.0f s", self.body_s)
+            return web.json_response({"error": f"the request body did not arrive within {self.body_s:g} s"}, status=408)
         try:
             body = parse_body(raw)
         except ParseError as e:

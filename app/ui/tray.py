@@ -173,10 +173,10 @@ class PendingBanner(QFrame):
         self.detail.setText(f"Latest: {title}: {body}".replace("\n", " · "))  # one line in the banner
 
     def set_pending(self, n: int) -> None:
+        if n == 0 and self.count > 0:  # all decided: the latest one is old news (a stale 0 before it is not)
+            self.detail.setText("")
         self.count = n
         self.text.setText(waiting_text(n) + ".")
-        if n == 0:
-            self.detail.setText("")
         self._update()
 
     def set_on_queue(self, on: bool) -> None:

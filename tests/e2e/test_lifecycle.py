@@ -94,3 +94,39 @@ def test_a_clean_stop_leaves_no_cgroup_folder_and_no_unused_network(server: Serv
     assert server.stop() == 0
     assert _cgroups(server) == []
     assert _networks(server) == []
+
+
+def test_kill_9_during_a_load_leaves_no_temporary_container_after_the_restart(server: Server) -> None:
+    """Chaos: berth serve is killed (-9) with runs in flight and queued; 5 s after it starts again no temporary
+    container of it is left, and its service is untouched."""
+    alice = server.client("alice")
+    svc = alice.start_service("keep", image=BUSYBOX, command="sleep 300")
+    threads = [
+        threading.Thread(target=lambda: _swallow(lambda: alice.run("sleep 30", image=BUSYBOX)), daemon=True)
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    _wait_for(lambda: len(_containers(server, "temporary")) >= 3)  # the service holds 1 of the 4 slots
+    server.stop(signal.SIGKILL)
+    assert _containers(server, "temporary")  # nothing cleaned up by a killed process
+    server.start()
+    _wait_for(lambda: _containers(server, "temporary") == [], timeout=5)
+    assert docker_cli("inspect", "-f", "{{.State.Running}}", svc["id"]).stdout.strip() == "true"
+    assert [c["name"] for c in server.client("alice").list()] == ["keep"]
+
+
+def test_a_late_create_of_a_killed_berth_is_removed_as_it_appears(server: Server) -> None:
+    """A Berth killed in the middle of a create: the engine finishes it after the new Berth's reconcile. The
+    running Berth sees a temporary container it did not make and removes it (nobody will ever wait for it)."""
+    labels = {
+        "berth.managed": "true",
+        "berth.instance": server.instance,
+        "berth.kind": "temporary",
+        "berth.agent": "alice",
+    }
+    args = [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+    late = docker_cli("run", "-d", "--network", "none", *args, BUSYBOX, "sleep", "300").stdout.strip()
+    _wait_for(lambda: late[:12] not in docker_cli("ps", "-aq").stdout, timeout=10)
+    # Its own runs are never taken for leftovers.
+    assert server.client("alice").run("echo mine", image=BUSYBOX)["stdout"] == "mine\n"
