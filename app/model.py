@@ -111,6 +111,18 @@ class PoolConfig:
 
 
 @dataclass(frozen=True)
+class PoolStatus:
+    """What the warm pool holds now, and how often a run found a container ready (for the panel, About, tests)."""
+
+    enabled: bool
+    idle: int
+    filling: int
+    keys: int
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True)
 class RunResult:
     id: str
     exit_code: int | None

@@ -26,7 +26,7 @@ from app.core.workspace import Workspaces
 from app.engine import Engine
 from app.errors import BerthError, EngineUnavailable
 from app.host import HostRunner
-from app.model import Agent, ContainerEvent, Kind
+from app.model import Agent, ContainerEvent, Kind, PoolStatus
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ class Application:
         self._events_since: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.events.subscribe(self._on_agents_changed, "agents.changed")
+
+    def pool_status(self) -> PoolStatus:
+        """The warm pool now: ready and filling containers, hits and misses since start."""
+        return self.engine.pool.status()
 
     def hidden_paths(self) -> list[str]:
         """What sandboxed host commands never see: Berth's folders, the person's secrets, Settings' list."""

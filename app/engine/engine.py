@@ -99,7 +99,11 @@ class Engine:
         self._poolable: dict[str, bool] = {}
         self._networks: set[str] = set()  # agent networks known to exist
         self._network_locks: dict[str, asyncio.Lock] = {}
-        self.pool = WarmPool(self._create_idle, self._remove_idle, pool or PoolConfig(enabled=False))
+        self._runs_in_flight = 0
+        self._cpus = max(1, os.cpu_count() or 1)
+        self.pool = WarmPool(
+            self._create_idle, self._remove_idle, pool or PoolConfig(enabled=False), busy=self._busy_with_runs
+        )
 
     @property
     def endpoint(self) -> str:
@@ -325,18 +329,25 @@ class Engine:
         """Run one command in a fresh container and always remove it: a warm one from the pool when one is
         ready (exec into it), else create, start, wait (killing at the timeout) and read the capped output."""
         argv = argv_of(spec.command)
-        if not self.pool.enabled:
-            return await self._run_cold(spec, argv, progress, on_created)
-        key = PoolKey.of(spec)
-        warm = self.pool.take(key)
+        key: PoolKey | None = None
+        self._runs_in_flight += 1
         try:
-            if warm is not None:
-                result = await self._run_pooled(warm, spec, argv, on_created)
-                if result is not None:
-                    return result
+            if self.pool.enabled:
+                key = PoolKey.of(spec)
+                warm = self.pool.take(key)
+                if warm is not None:
+                    result = await self._run_pooled(warm, spec, argv, on_created)
+                    if result is not None:
+                        return result
             return await self._run_cold(spec, argv, progress, on_created)
         finally:
-            self.pool.done(key)
+            self._runs_in_flight -= 1  # before done(): the refill behind this run sees it finished
+            if key is not None:
+                self.pool.done(key)
+
+    def _busy_with_runs(self) -> bool:
+        """As many temporary runs under way as there are CPUs: the pool waits rather than compete with them."""
+        return self._runs_in_flight >= self._cpus
 
     async def _run_cold(
         self,

@@ -5,10 +5,15 @@ group, network, user, workspace mount, pids limit) — and idles under `init` un
 The run execs its command there; the container is then removed, never reused, and the pool refills
 in the background. `take` never waits: with nothing ready the caller goes the cold way.
 
-Sizing follows demand: a key used within `idle_s` keeps one container ready, two once it was
-seen short (a miss) or used concurrently; an idle key drains. Idle containers of all keys together
-stay under `max_idle` (the least recently used key gives way). A key whose limits differ from an
-agent's older key drains that agent's old keys: the agent's limits changed.
+Sizing follows demand: a key used within `idle_s` keeps one container ready, more once it was
+seen short (a miss) or used concurrently (as many as ran at once lately); an idle key drains.
+Idle containers of all keys together stay within one budget, `max_idle`, shared fairly: a key gets
+what it asks for up to an equal share of what the keys asking less leave over, and nothing is evicted
+to make room for another key (under load that only made containers that were never used).
+Refills never compete with runs: while the engine runs as many runs as there are CPUs, the pool waits,
+and catches up once it is quiet; under sustained load it steps aside, and runs go the cold way as
+they would without it. A key whose limits differ from an agent's older key drains that agent's old
+keys: the agent's limits changed.
 
 This module is bookkeeping only (no docker import): the engine passes in how to make and remove a
 container, so the logic is testable without an engine.
@@ -25,12 +30,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.model import ContainerSpec, CpuGroup, PoolConfig
+from app.model import ContainerSpec, CpuGroup, PoolConfig, PoolStatus
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_FAILURE_S = 30.0
-MAX_REAP_INTERVAL_S = 30.0
+REAP_INTERVAL_S = 0.5
+MAX_CONCURRENT_FILLS = 2  # containers being made at once, all keys together
 
 
 @dataclass(frozen=True)
@@ -101,25 +107,20 @@ class _Slot:
     peak_at: float = -1e18
 
 
-@dataclass(frozen=True)
-class PoolStatus:
-    """What the pool holds now (for the panel and for tests)."""
-
-    enabled: bool
-    idle: int
-    filling: int
-    keys: int
-    hits: int
-    misses: int
-
-
 Create = Callable[[ContainerSpec], Awaitable[Warm]]
 Remove = Callable[[str], Awaitable[None]]
 
 
 class WarmPool:
-    def __init__(self, create: Create, remove: Remove, config: PoolConfig | None = None) -> None:
+    def __init__(
+        self,
+        create: Create,
+        remove: Remove,
+        config: PoolConfig | None = None,
+        busy: Callable[[], bool] | None = None,
+    ) -> None:
         self.config = config or PoolConfig()
+        self._busy = busy or (lambda: False)
         self._create = create
         self._remove = remove
         self._slots: dict[PoolKey, _Slot] = {}
@@ -166,19 +167,34 @@ class WarmPool:
         slot.last_used = time.monotonic()
         self._top_up(key)
 
-    def target(self, key: PoolKey) -> int:
-        slot = self._slots.get(key)
-        if slot is None or not self.enabled:
-            return 0
-        now = time.monotonic()
+    def _demand(self, slot: _Slot, now: float) -> int:
+        """How many ready containers a key would like: 0 when idle, 1 when used, the recent peak when short."""
         if now - slot.last_used > self.config.idle_s:
             return 0
         if now - slot.short_at <= self.config.idle_s:
-            # Learned from demand: as many as ran at once lately (a burst of 20 keeps up to the global
-            # cap ready), at least `per_key`.
+            # Learned from demand: as many as ran at once lately (a burst of 20 asks for up to the whole
+            # budget), at least `per_key`.
             peak = slot.peak if now - slot.peak_at <= self.config.idle_s else 0
             return max(1, self.config.per_key, min(peak, self.config.max_idle))
         return min(1, self.config.per_key)
+
+    def targets(self) -> dict[PoolKey, int]:
+        """Each key's share of the one budget: the smallest demands are met first, the rest is split evenly
+        (with more keys than containers, the keys used most recently get one each)."""
+        if not self.enabled:
+            return {}
+        now = time.monotonic()
+        demands = {k: d for k, s in self._slots.items() if (d := self._demand(s, now)) > 0}
+        order = sorted(demands, key=lambda k: (demands[k], -self._slots[k].last_used))
+        left, out = self.config.max_idle, {}
+        for i, key in enumerate(order):
+            fair = left // (len(order) - i)
+            out[key] = min(demands[key], fair if fair > 0 else (1 if left > 0 else 0))
+            left -= out[key]
+        return out
+
+    def target(self, key: PoolKey) -> int:
+        return self.targets().get(key, 0)
 
     async def warm(self, spec: ContainerSpec, n: int = 1, timeout_s: float = 60.0) -> PoolKey:
         """Mark `spec`'s key as in demand and wait until `n` containers are ready (tests, benchmarks)."""
@@ -206,26 +222,25 @@ class WarmPool:
     def _idle_total(self) -> int:
         return sum(len(s.ready) + s.filling for s in self._slots.values())
 
+    def _filling_total(self) -> int:
+        return sum(s.filling for s in self._slots.values())
+
     def _top_up(self, key: PoolKey, want: int | None = None) -> None:
+        """Start making containers for `key` up to its share; never while the engine is busy with runs, never
+        more than a couple at once, never past the budget (nothing is evicted for it)."""
         slot = self._slots.get(key)
         if slot is None or not self.enabled or slot.failed_until > time.monotonic():
             return
+        if want is None and self._busy():
+            return  # the reaper catches up once the runs are done
         target = max(self.target(key), want or 0)
         while len(slot.ready) + slot.filling < target:
-            if self._idle_total() >= self.config.max_idle and not self._evict_for(key):
+            if self._idle_total() >= self.config.max_idle and want is None:
+                return
+            if self._filling_total() >= MAX_CONCURRENT_FILLS:
                 return
             slot.filling += 1
             self._spawn(self._fill(key, slot, self._generation))
-
-    def _evict_for(self, key: PoolKey) -> bool:
-        """Make room under the global cap by removing an idle container of a less recently used key."""
-        mine = self._slots[key].last_used
-        victims = [(s.last_used, k) for k, s in self._slots.items() if k != key and s.ready and s.last_used < mine]
-        if not victims:
-            return False
-        _, victim = min(victims, key=lambda v: v[0])
-        self._discard(self._slots[victim].ready.pop())
-        return True
 
     async def _fill(self, key: PoolKey, slot: _Slot, generation: int) -> None:
         try:
@@ -271,15 +286,19 @@ class WarmPool:
             self._reaper = asyncio.ensure_future(self._reap())
 
     async def _reap(self) -> None:
-        interval = max(0.05, min(self.config.idle_s / 4, MAX_REAP_INTERVAL_S))
+        """Drain idle keys, trim keys above their share, and top up the others once the engine is quiet."""
+        interval = max(0.05, min(self.config.idle_s / 4, REAP_INTERVAL_S))
         while self._slots:
             await asyncio.sleep(interval)
             now = time.monotonic()
+            targets = self.targets()
             for key, slot in list(self._slots.items()):
                 if slot.in_flight == 0 and now - slot.last_used > self.config.idle_s:
                     self._drop(key)
-                elif len(slot.ready) > self.target(key):
-                    self._discard(slot.ready.pop())  # a key that was busy and calmed down keeps one
+                elif len(slot.ready) > targets.get(key, 0):
+                    self._discard(slot.ready.pop())  # a key that calmed down, or a share that shrank
+            for key in sorted(targets, key=lambda k: -self._slots[k].last_used):
+                self._top_up(key)
 
     def forget(self) -> None:
         """The engine removed every pooled container (reconcile after a reconnect): start over."""

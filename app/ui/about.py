@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core.application import Application
 from app.instance import running_url
-from app.model import EngineInfo
+from app.model import EngineInfo, PoolStatus
 from app.ui.resources import icon
 from app.ui.tasks import WINDOW_TASKS
 
@@ -85,6 +85,7 @@ class AboutDialog(QDialog):
         self.open_logs.setToolTip("Open the log folder in the file manager")
         self.open_logs.clicked.connect(self._open_logs)
         self.keyring_label = _selectable(CHECKING)
+        self.pool_label = _selectable(pool_text(app.pool_status()))
         self.keyring_warning = _selectable(wrap=True)
         self.keyring_warning.setStyleSheet("color: #b3261e;")
         self.keyring_warning.hide()
@@ -106,6 +107,7 @@ class AboutDialog(QDialog):
         tokens_box.addWidget(self.keyring_label)
         tokens_box.addWidget(self.keyring_warning)
         form.addRow("Agent tokens:", tokens_box)
+        form.addRow("Warm pool:", self.pool_label)
         form.addRow("Built with:", self.build_label)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -142,6 +144,7 @@ class AboutDialog(QDialog):
             backend, warning = await asyncio.to_thread(self._keyring_state)
             self.set_keyring(backend, warning)
             self.set_engine(await self.app.engine.info())
+            self.pool_label.setText(pool_text(self.app.pool_status()))
         except Exception as e:
             logger.exception("the About dialog could not check everything")
             self.engine_label.setText(f"could not check: {e}")
@@ -204,3 +207,12 @@ class AboutDialog(QDialog):
     def _cancel(self) -> None:
         if self.checks is not None and not self.checks.done():
             self.checks.cancel()
+
+
+def pool_text(status: PoolStatus) -> str:
+    """The warm pool in a line: what is ready, and how often a run found one (its hit rate)."""
+    if not status.enabled:
+        return "off (every temporary run makes its container)"
+    runs = status.hits + status.misses
+    rate = f"{status.hits / runs:.0%} of {runs} runs found a container ready" if runs else "no run yet"
+    return f"{status.idle} ready, {status.filling} being made · {rate}"

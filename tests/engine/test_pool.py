@@ -85,14 +85,15 @@ async def test_a_burst_teaches_the_pool_its_size_up_to_the_global_cap() -> None:
         assert pool.take(k) is None
     for _ in range(5):
         pool.done(k)
-    await pool.settle()
-    assert pool.target(k) == 5 and pool.status().idle == 5  # the next burst of five finds them ready
+    await until(lambda: pool.status().idle == 5)  # two are made at a time; the reaper makes the rest
+    assert pool.target(k) == 5  # the next burst of five finds them ready
     for _ in range(12):
         pool.take(k)
     for _ in range(12):
         pool.done(k)
-    await pool.settle()
-    assert pool.target(k) == 8 and pool.status().idle == 8  # never more than the global cap
+    await until(lambda: pool.status().idle == 8)
+    assert pool.target(k) == 8  # never more than the global budget
+    assert pool.status().filling == 0
     await pool.close()
 
 
@@ -107,20 +108,47 @@ async def test_an_idle_key_drains_after_its_timeout() -> None:
     assert pool.take(k) is None
 
 
-async def test_the_global_cap_holds_and_the_least_recent_key_gives_way() -> None:
-    pool, fake = make_pool(max_idle=3, per_key=2)
+async def test_the_budget_is_shared_and_no_key_evicts_another() -> None:
+    """Under load, per-key targets used to add up to more than the budget, so each key's refill evicted another
+    key's ready container: made, started and removed without ever serving a run. Now the keys share it."""
+    pool, fake = make_pool(max_idle=3, per_key=2, idle_s=60)
     keys = [key(image=f"img{i}") for i in range(3)]
     for k in keys:
         pool.take(k)  # a miss each: every key wants two
         pool.done(k)
-        await pool.settle()
-        assert pool.status().idle <= 3
-    assert len(fake.alive) == 3
-    newest = pool._slots[keys[2]]
-    assert len(newest.ready) == 2  # the newest key took room from the oldest
-    assert len(pool._slots[keys[0]].ready) == 0
+    await until(lambda: all(len(pool._slots[k].ready) == 1 for k in keys))  # a fair share: one each
+    assert pool.status().idle == 3
+    removed_before, hits_before = len(fake.removed), pool.hits
+    for _ in range(10):  # the keys take turns, as three agents at work would
+        for k in keys:
+            await until(lambda k=k: len(pool._slots[k].ready) == 1)
+            warm = pool.take(k)
+            assert warm is not None
+            await fake.remove(warm.id)  # the run's container goes after it
+            pool.done(k)
+    assert pool.hits - hits_before == 30
+    assert len(fake.removed) - removed_before == 30  # only the containers that served a run: no eviction
     await pool.close()
     assert fake.alive == set()
+
+
+async def test_refills_wait_while_the_engine_is_busy_with_runs() -> None:
+    busy, asked = [True], [0]
+
+    def is_busy() -> bool:
+        asked[0] += 1
+        return busy[0]
+
+    fake = FakeEngine()
+    pool = WarmPool(fake.create, fake.remove, PoolConfig(max_idle=4), busy=is_busy)  # type: ignore[arg-type]
+    k = key()
+    pool.take(k)
+    pool.done(k)
+    await until(lambda: asked[0] >= 3)  # the run's end and two reaper rounds asked, and were told to wait
+    assert fake.made == []  # nothing made while runs keep the engine busy
+    busy[0] = False
+    await until(lambda: pool.status().idle >= 1)
+    await pool.close()
 
 
 async def test_changed_limits_drain_the_agents_old_keys_only() -> None:

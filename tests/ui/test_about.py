@@ -14,6 +14,7 @@ from PySide6.QtGui import QDesktopServices
 from app import __version__
 from app.core.application import Application
 from app.ui.about import CHECKING, AboutDialog
+from tests.conftest import BUSYBOX
 from tests.ui.conftest import Harness, make_paths
 
 
@@ -89,4 +90,8 @@ async def test_help_about_shows_the_connected_engine_and_the_rpc_address(harness
     assert "connected" in text and "not connected" not in text
     assert str(info.version) in text and info.endpoint in text
     assert harness.runtime.rpc.url in dialog.rpc_label.text()
+    await harness.rpc("containers.run", image=BUSYBOX, command="true")  # a run: the pool's hit rate has a base
+    await dialog.refresh()
+    status = harness.app.pool_status()
+    assert f"of {status.hits + status.misses} runs found a container ready" in dialog.pool_label.text()
     dialog.close()
