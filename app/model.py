@@ -199,6 +199,11 @@ class ContainerInfo:
         return self.status in ("running", "restarting", "paused")
 
     @property
+    def pool_agent(self) -> str:
+        """For a warm-pool container: the agent it was made for (it belongs to nobody until a run takes it)."""
+        return self.labels.get(LABEL_POOL_AGENT, "")
+
+    @property
     def on_agent_network(self) -> bool:
         return self.network.startswith("berth.")
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.config import Paths
 from app.core.application import Application
-from app.main import Runtime, setup_logging
+from app.runtime import Runtime, setup_logging
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog
 from app.ui.container_model import CONTAINER, RUN
 from app.ui.desktop import Desktop, make_qapp

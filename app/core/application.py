@@ -20,6 +20,7 @@ from app.core.approvals import Approvals
 from app.core.containers import Containers
 from app.core.events import Event, EventBus
 from app.core.host_access import FolderPolicy, check_grant, hidden_paths
+from app.core.owner import Owner
 from app.core.store import Store
 from app.core.tokens import TokenVault
 from app.core.workspace import Workspaces
@@ -57,6 +58,7 @@ class Application:
             self.store, self.host, self.events, expiry_s=self.settings.approval_expiry_s, folders=self.folders
         )
         self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
+        self.owner = Owner(self)
         self.engine_available = False
         self._events_since: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -105,6 +107,12 @@ class Application:
         logger.info("engine %s at %s (CPU quota: %s)", info.version, info.endpoint, info.cpu_group_mechanism)
         self.events.emit("engine.changed", info)
         return True
+
+    async def reconnect(self) -> bool:
+        """Check the engine now rather than at the next retry; True if it answers (and is taken up again)."""
+        if self.engine_available:
+            return True
+        return await self._engine_up()
 
     async def _default_image(self) -> str:
         if self.settings.default_image:

@@ -246,9 +246,9 @@ class Containers:
         await self._audit(agent, "service.start", info)
         return info
 
-    async def _audit(self, agent: Agent, action: str, info: ContainerInfo) -> None:
+    async def _audit(self, agent: Agent, action: str, info: ContainerInfo, actor: str | None = None) -> None:
         await asyncio.to_thread(
-            self._store.audit, action, info.id, agent=agent.name, actor=agent.name, detail={"name": info.name}
+            self._store.audit, action, info.id, agent=agent.name, actor=actor or agent.name, detail={"name": info.name}
         )
 
     # -- the rest --------------------------------------------------------------------------------
@@ -270,14 +270,16 @@ class Containers:
         info = await self._own(agent, ref)
         return await self.engine.logs(info.id, **kw)
 
-    async def stop(self, agent: Agent, ref: str, timeout_s: float = 10) -> ContainerInfo:
+    async def stop(self, agent: Agent, ref: str, timeout_s: float = 10, *, actor: str | None = None) -> ContainerInfo:
         info = await self._own(agent, ref)
         after = await self.engine.stop(info.id, timeout_s)
         await self.sync_agent(agent.name)
-        await self._audit(agent, "container.stop", info)
+        await self._audit(agent, "container.stop", info, actor)
         return after
 
-    async def restart(self, agent: Agent, ref: str, timeout_s: float = 10) -> ContainerInfo:
+    async def restart(
+        self, agent: Agent, ref: str, timeout_s: float = 10, *, actor: str | None = None
+    ) -> ContainerInfo:
         """A restart is admitted like a new container unless the service already holds its slot."""
         info = await self._own(agent, ref)
         key = info.id
@@ -290,14 +292,14 @@ class Containers:
             self._admission.release(agent.name, key)
             raise
         self._admission.rekey(agent.name, key, info.id, service=True)
-        await self._audit(agent, "container.restart", info)
+        await self._audit(agent, "container.restart", info, actor)
         return after
 
-    async def remove(self, agent: Agent, ref: str, *, force: bool = False) -> None:
+    async def remove(self, agent: Agent, ref: str, *, force: bool = False, actor: str | None = None) -> None:
         info = await self._own(agent, ref)
         await self.engine.remove(info.id, force=force)
         self._admission.release(agent.name, info.id)
-        await self._audit(agent, "container.remove", info)
+        await self._audit(agent, "container.remove", info, actor)
 
     async def usage(self, agent: Agent) -> dict[str, Any]:
         """What the agent uses now; `network` names its network and the services reachable there by name."""

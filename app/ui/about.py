@@ -143,7 +143,7 @@ class AboutDialog(QDialog):
             self.rpc_label.setText(f"{url}/rpc and {url}/mcp" if url else "not listening (no RPC server runs)")
             backend, warning = await asyncio.to_thread(self._keyring_state)
             self.set_keyring(backend, warning)
-            self.set_engine(await self.app.engine.info())
+            self.set_engine(await self.app.owner.engine_info())
             self.pool_label.setText(pool_text(self.app.pool_status()))
         except Exception as e:
             logger.exception("the About dialog could not check everything")

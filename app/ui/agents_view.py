@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.core.application import Application
 from app.errors import BerthError
-from app.model import LABEL_AGENT, Agent
+from app.model import Agent
 from app.ui import format as fmt
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog
 from app.ui.approval_queue import loop_running
@@ -408,12 +408,12 @@ class AgentsView(QWidget):
 
     @async_slot()
     async def remove_selected(self) -> bool:
-        """Ask about containers and workspace, then remove the agent (and its containers if asked)."""
+        """Ask about containers and workspace, then remove the agent through the core (as `berth agents remove`)."""
         a = self.selected()
         if a is None:
             return False
         try:
-            containers = await self.app.engine.list_containers({LABEL_AGENT: a.name}, all=True)
+            containers = await self.app.owner.agents_containers(a.name)
         except BerthError:
             containers = []
         dialog = RemoveAgentDialog(a.name, len(containers), self.app.workspaces.path(a.name), self.window())
@@ -426,15 +426,8 @@ class AgentsView(QWidget):
         finally:
             self.dialogs.remove(dialog)
             dialog.deleteLater()
-        failed = 0
-        if remove_containers:
-            containers = await self.app.engine.list_containers({LABEL_AGENT: a.name}, all=True)
-            results = await asyncio.gather(
-                *(self.app.containers.remove(a, c.id, force=True) for c in containers), return_exceptions=True
-            )
-            failed = sum(1 for r in results if isinstance(r, BaseException))
         try:
-            await asyncio.to_thread(self.app.agents.remove, a.name, delete_workspace=delete_workspace)
+            failed = await self.app.owner.remove_agent(a.name, containers=remove_containers, workspace=delete_workspace)
         except BerthError as e:
             self.message.emit(f"Could not remove {a.name}: {e.message}")
             return False

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.core.application import Application
 from app.errors import BerthError, NotFound
-from app.model import LABEL_POOL_AGENT, ContainerEvent, ContainerInfo, EngineInfo, Kind
+from app.model import ContainerEvent, ContainerInfo, EngineInfo, Kind
 from app.ui.bridge import CoreBridge
 from app.ui.container_model import CONTAINER, RUN, WAITING, ContainerTableModel, row_from_run, waiting_row
 from app.ui.slots import async_slot
@@ -143,7 +143,7 @@ class ContainerFeed(QObject):
         touched: set[str] = set()
         self._touched = touched
         try:
-            found = await self.app.engine.list_containers(all=True)
+            found = await self.app.owner.containers(all=True)
         except BerthError as e:
             self.error.emit(f"Could not list containers: {e}")
             return
@@ -163,7 +163,7 @@ class ContainerFeed(QObject):
         run = self._serving.get(info.id)
         if run is not None:
             return replace(info, kind=Kind.TEMPORARY, agent=run["agent"], name=run["command"])
-        return replace(info, agent=info.labels.get(LABEL_POOL_AGENT, ""), name="warm, idle")
+        return replace(info, agent=info.pool_agent, name="warm, idle")
 
     def _on_run_container(self, run: dict[str, Any]) -> None:
         """A run was given a container: a pooled one carries no agent label, so say whose run it is."""
@@ -228,7 +228,7 @@ class ContainerFeed(QObject):
             while True:
                 self._inflight[cid] = False
                 try:
-                    info = await self.app.engine.inspect(cid)
+                    info = await self.app.owner.inspect(cid)
                 except NotFound:
                     self.model.remove(cid)
                 except BerthError as e:
@@ -298,7 +298,7 @@ class ContainerFeed(QObject):
             return
         self._stats_busy = True
         try:
-            stats = await self.app.engine.stats(running)
+            stats = await self.app.owner.stats(running)
             self.model.set_stats(stats)
             self.stats_ticks += 1
         except BerthError as e:

@@ -575,14 +575,14 @@ class ContainerPanel(QWidget):
         rows = [r for r in self._containers() if r.running]
         if not rows:
             return 0
-        return await self._each("stopping", rows, lambda r: self.app.engine.stop(r.key))
+        return await self._each("stopping", rows, lambda r: self.app.owner.stop(r.key))
 
     @async_slot()
     async def restart_selected(self) -> int:
         rows = self._containers()
         if not rows:
             return 0
-        return await self._each("restarting", rows, lambda r: self.app.engine.restart(r.key))
+        return await self._each("restarting", rows, lambda r: self.app.owner.restart(r.key))
 
     @async_slot()
     async def remove_selected(self) -> int:
@@ -599,7 +599,7 @@ class ContainerPanel(QWidget):
             )
         if not await confirm(self, "Remove containers", f"Remove {what}?", "Remove", detail=detail):
             return 0
-        removed = await self._each("removing", rows, lambda r: self.app.engine.remove(r.key, force=True))
+        removed = await self._each("removing", rows, lambda r: self.app.owner.remove(r.key, force=True))
         for r in rows:
             self.feed.inspect_soon(r.key)  # gone: the inspect answers NotFound and drops the row
         return removed

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.config import Paths
 from app.core.application import Application
-from app.main import Runtime, setup_logging
+from app.runtime import Runtime
 from app.ui import crash
 from app.ui.bridge import CoreBridge
 from app.ui.container_feed import ContainerFeed
@@ -33,7 +33,7 @@ from app.ui.resources import icon, style_sheet
 from app.ui.single_instance import SingleInstance
 from app.ui.slots import async_slot
 from app.ui.tasks import WINDOW_TASKS, TaskSet
-from app.ui.wiring import DesktopWiring
+from app.ui.wiring import DesktopWiring, WindowViews
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ class Desktop(QObject):
         self.model = ContainerTableModel(self)
         self.feed = ContainerFeed(app, self.bridge, self.model, self)
         self.panel = ContainerPanel(app, self.feed)
-        self.window = MainWindow(self.panel, str(app.paths.state_dir / "window.ini"))
+        views = WindowViews(app, self.rpc_url)
+        self.window = MainWindow(
+            self.panel, views.queue, views.agents, str(app.paths.state_dir / "window.ini"), notices=[views.banner]
+        )
         self._quit = asyncio.Event()
         self._started = False
 
@@ -71,7 +74,11 @@ class Desktop(QObject):
         self.window.banner.retryRequested.connect(self.retry)
         self.window.quitRequested.connect(self.quit)
         # Part 2: Approval Queue, Agent Settings, Settings, tray and notifications (app/ui/wiring.py).
-        self.wiring = DesktopWiring(self)
+        self.wiring = DesktopWiring(self, views)
+
+    def rpc_url(self) -> str | None:
+        """Where agents reach this Berth (None before the server listens, or with no server)."""
+        return self.runtime.rpc.url if self.runtime is not None and self._started else None
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -174,16 +181,12 @@ class Desktop(QObject):
         banner = self.window.banner
         banner.set_checking(True)
         try:
-            reconnect = getattr(self.app, "reconnect", None)
-            if callable(reconnect):
-                await reconnect()
+            if await self.app.owner.reconnect():
+                self.window.show_message("The Docker engine answers again.")
                 return
-            info = await self.app.engine.info()
-            if info.available:
-                self.window.show_message("The Docker engine answers again; reconnecting in a moment…")
-            else:
-                banner.show_engine(info)
-                self.window.show_message(f"Still no Docker engine at {info.endpoint}.")
+            info = await self.app.owner.engine_info()
+            banner.show_engine(info)
+            self.window.show_message(f"Still no Docker engine at {info.endpoint}.")
         except Exception as e:
             logger.exception("checking the engine failed")
             self.window.show_message(f"Could not check the engine: {e}")
@@ -205,25 +208,35 @@ def make_qapp() -> QApplication:
     return qapp
 
 
-def run(paths: Paths, rpc_port: int | None = None, *, verbose: bool = False) -> int:
-    """The desktop app's entry point (`app.main.run_desktop`)."""
-    t0 = time.monotonic()
-    setup_logging(paths, verbose=verbose)
-    qapp = make_qapp()
-    guard = SingleInstance(paths)  # a second `berth` on this data dir raises the first one's window instead
-    if not guard.claim():
-        return guard.exit_code
-    crash.install(paths.log_dir / "berth.log")
-    application = Application(paths, rpc_port=rpc_port)
-    loop = QtLoop(qapp)
-    asyncio.set_event_loop(loop)
-    desktop = Desktop(application, Runtime(application))
-    logger.debug("window built in %.0f ms", (time.monotonic() - t0) * 1000)
-    try:
-        code: int = loop.run_until_complete(desktop.main())
-        return code
-    finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
+class Session:
+    """The Qt side of `berth`, claimed before the core is built: the QApplication and the single-instance guard
+    (a second `berth` on this data dir raises the first one's window and builds nothing)."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.started = time.monotonic()
+        self.paths = paths
+        self.qapp = make_qapp()
+        self.guard = SingleInstance(paths)
+
+    def claim(self) -> bool:
+        return self.guard.claim()
+
+    @property
+    def exit_code(self) -> int:
+        return self.guard.exit_code
+
+    def run(self, runtime: Runtime) -> int:
+        """Show the window over the core and server that `app.main` built, until the person quits."""
+        crash.install(self.paths.log_dir / "berth.log")
+        loop = QtLoop(self.qapp)
+        asyncio.set_event_loop(loop)
+        desktop = Desktop(runtime.app, runtime)
+        logger.debug("window built in %.0f ms", (time.monotonic() - self.started) * 1000)
+        try:
+            code: int = loop.run_until_complete(desktop.main())
+            return code
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            asyncio.set_event_loop(None)

@@ -413,7 +413,7 @@ class LogsWindow(QWidget):
     async def _follow(self, container_id: str, name: str) -> None:
         try:
             self.state.setText(f"Following {name}: new lines appear as they come.")
-            follow = self.app.engine.follow_logs(container_id, tail=None, timestamps=True)
+            follow = self.app.owner.follow_logs(container_id, tail=None, timestamps=True)
             async with contextlib.aclosing(follow) as chunks:
                 async for chunk in chunks:
                     self.view.append(chunk)

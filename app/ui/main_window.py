@@ -1,8 +1,10 @@
 """The main window: Containers, Approvals and Agents one click apart, the engine banner, a status bar.
 
-Approvals and Agents are placeholders that part 2 replaces through `set_view`; the Approvals
-button already carries a badge (`set_badge`). Geometry and the selected view are kept in a small
-ini file in the state folder, so every data dir (and every test) has its own.
+The window is built with its three views, and with the notices shown under the engine banner (the
+pending-approval banner where there is no tray); the sidebar ends with Settings, which the window
+asks for through `settingsRequested`. The Approvals button carries a badge (`set_badge`). Geometry
+and the selected view are kept in a small ini file in the state folder, so every data dir (and every
+test) has its own.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.model import EngineInfo
 from app.ui.about import AboutDialog
-from app.ui.container_panel import ContainerPanel, EmptyState
+from app.ui.container_panel import ContainerPanel
 from app.ui.engine_banner import EngineBanner
 from app.ui.resources import icon
 
@@ -38,22 +40,6 @@ VIEWS = (
     ("agents", "Agents", "agents"),
 )
 STATUS_MESSAGE_MS = 8000
-
-
-class Placeholder(QWidget):
-    """A view that part 2 fills in; says what will be here."""
-
-    def __init__(self, title: str, heading: str, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        label = QLabel(title)
-        label.setObjectName("pageTitle")
-        self.empty = EmptyState()
-        self.empty.picture.setPixmap(icon(title.lower()).pixmap(56, 56))
-        self.empty.show_state(heading, text)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 14, 16, 10)
-        layout.addWidget(label)
-        layout.addWidget(self.empty, 1)
 
 
 class NavButton(QToolButton):
@@ -84,10 +70,20 @@ class NavButton(QToolButton):
 
 class MainWindow(QMainWindow):
     quitRequested = Signal()
+    settingsRequested = Signal()
     viewChanged = Signal(str)
     close_to_tray = False  # set by app.ui.wiring when the desktop has a system tray
 
-    def __init__(self, panel: ContainerPanel, settings_path: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        panel: ContainerPanel,
+        approvals: QWidget,
+        agents: QWidget,
+        settings_path: str,
+        *,
+        notices: list[QWidget] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Berth")
         self.setWindowIcon(icon("berth"))
@@ -110,24 +106,15 @@ class MainWindow(QMainWindow):
             self.nav[key] = b
             side.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
         side.addStretch(1)
+        self.settings_button = NavButton("Settings", "settings")
+        self.settings_button.setCheckable(False)
+        self.settings_button.setToolTip("Settings (Ctrl+,)")
+        self.settings_button.clicked.connect(self.settingsRequested)
+        side.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignHCenter)
 
         # Views
         self.stack = QStackedWidget()
-        self.views: dict[str, QWidget] = {
-            "containers": panel,
-            "approvals": Placeholder(
-                "Approvals",
-                "No commands waiting for you",
-                "When an agent asks to run a command on this computer (outside any container),<br>"
-                "the request waits here until you approve or deny it.",
-            ),
-            "agents": Placeholder(
-                "Agents",
-                "Agents",
-                "Agents and their limits are managed with <b>berth agents</b> in a terminal for now<br>"
-                "(e.g. <b>berth agents add NAME</b> prints the agent's token).",
-            ),
-        }
+        self.views: dict[str, QWidget] = {"containers": panel, "approvals": approvals, "agents": agents}
         for key, _text, _icon in VIEWS:
             self.stack.addWidget(self.views[key])
 
@@ -140,6 +127,8 @@ class MainWindow(QMainWindow):
         banner_box = QVBoxLayout()
         banner_box.setContentsMargins(16, 12, 16, 0)
         banner_box.addWidget(self.banner)
+        for notice in notices or []:  # no extra space while they are hidden
+            banner_box.addWidget(notice)
         right_layout.addLayout(banner_box)
         right_layout.addWidget(self.stack, 1)
 
@@ -166,10 +155,18 @@ class MainWindow(QMainWindow):
             act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
             act.triggered.connect(lambda _c=False, k=key: self.show_view(k))
             self.addAction(act)
-        quit_action = QAction("Quit", self)
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.triggered.connect(self.settingsRequested)
+        self.addAction(self.settings_action)
+        quit_action = QAction("&Quit Berth", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quitRequested)
         self.addAction(quit_action)
+        menu = self.menuBar().addMenu("&Berth")
+        menu.addAction(self.settings_action)
+        menu.addSeparator()
+        menu.addAction(quit_action)
         self.about_action = self.menuBar().addMenu("&Help").addAction("&About Berth")
         self.about_action.triggered.connect(self.show_about)
         panel.message.connect(self.show_message)
@@ -191,15 +188,6 @@ class MainWindow(QMainWindow):
 
     def _on_nav(self, i: int) -> None:
         self.show_view(VIEWS[i][0])
-
-    def set_view(self, key: str, widget: QWidget) -> None:
-        """Replace a placeholder (part 2: the Approval Queue, Agent Settings)."""
-        old = self.views[key]
-        i = self.stack.indexOf(old)
-        self.stack.insertWidget(i, widget)
-        self.stack.removeWidget(old)
-        old.deleteLater()
-        self.views[key] = widget
 
     def set_badge(self, key: str, count: int) -> None:
         self.nav[key].set_count(count)

@@ -222,7 +222,7 @@ class SettingsDialog(QDialog):
         self.show_sandbox(await asyncio.to_thread(lambda: self.app.approvals.sandbox))
         await self.patterns.reload()
         try:
-            images = await self.app.engine.images()
+            images = await self.app.owner.images()
         except Exception as e:
             self.images_hint.setText(f"Could not list the local images: {e}")
             return
@@ -259,10 +259,10 @@ class SettingsDialog(QDialog):
         return WINDOW_TASKS.spawn(self._save())
 
     async def _save(self) -> Settings | None:
-        old, new = self.app.settings, self.new_settings()
+        new = self.new_settings()
         self.save_button.setEnabled(False)
         try:
-            await asyncio.to_thread(new.save, self.app.paths.settings_file)
+            restart = await self.app.owner.apply_settings(new)  # saved, audited, applied by the core
             if autostart is not None and self.autostart.isVisible():
                 on = self.autostart.isChecked()
                 if on != self._autostart_was:
@@ -275,15 +275,6 @@ class SettingsDialog(QDialog):
             return None
         finally:
             self.save_button.setEnabled(True)
-        self.apply(new)
-        restart = [
-            what
-            for what, changed in (
-                ("the RPC port", new.rpc_port != old.rpc_port),
-                ("the engine endpoint", new.engine_endpoint != old.engine_endpoint),
-            )
-            if changed
-        ]
         text = f"Saved to {self.app.paths.settings_file}."
         if restart:
             text += f" Restart Berth for {' and '.join(restart)} to take effect; the rest applies now."
@@ -291,23 +282,3 @@ class SettingsDialog(QDialog):
         self.status.setStyleSheet("color: #92400e;" if restart else "color: #2e7d4f;")
         self.saved.emit(new)
         return new
-
-    def apply(self, new: Settings) -> None:
-        """What applies without a restart: the default image, the approval expiry, notifications, and the
-        hidden folders (the host runner reads `app.settings` at every run)."""
-        app = self.app
-        app.settings = new
-        app.approvals.expiry_s = new.approval_expiry_s  # new requests; waiting ones keep their expiry
-        if new.default_image:
-            app.containers.default_image = new.default_image
-        elif app.engine_available:
-            self._image_task = WINDOW_TASKS.spawn(self._automatic_image())
-
-    async def _automatic_image(self) -> None:
-        for image in PREFERRED_IMAGES:
-            try:
-                if await self.app.engine.has_image(image):
-                    self.app.containers.default_image = image
-                    return
-            except Exception:
-                return

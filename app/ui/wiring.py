@@ -1,25 +1,25 @@
 """Part 2 of the window, wired onto `Desktop`: the Approval Queue, Agent Settings, Settings, the tray.
 
-Kept out of desktop.py so that file stays about the life cycle. `DesktopWiring` puts the two views
-in the window, the Settings entry in the sidebar and the menu bar, the pending banner under the
-engine banner, and (where the desktop has a system tray) the tray icon; with a tray, closing the
-window keeps Berth running; without one, the window is the channel and closing it quits.
+Kept out of desktop.py so that file stays about the life cycle. `WindowViews` makes the two views and
+the pending banner before the window, which is built with them; `DesktopWiring` connects them, opens
+Settings when the window asks, and (where the desktop has a system tray) shows the tray icon; with a
+tray, closing the window keeps Berth running; without one, the window is the channel and closing it quits.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QFrame, QMenu, QSystemTrayIcon, QVBoxLayout
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
+from app.core.application import Application
 from app.core.approvals import ShellRequest
 from app.ui.agent_dialogs import run_dialog
 from app.ui.agents_view import AgentsView
 from app.ui.approval_queue import ApprovalQueue
-from app.ui.main_window import NavButton
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.tasks import WINDOW_TASKS
 from app.ui.tray import BannerChannel, Channel, Notifier, PendingBanner, Tray, TrayChannel
@@ -30,52 +30,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class WindowViews:
+    """The views of part 2, made before the window so that it is built with them."""
+
+    def __init__(self, app: Application, rpc_url: Callable[[], str | None]) -> None:
+        self.queue = ApprovalQueue(app)
+        self.agents = AgentsView(app, rpc_url)
+        self.banner = PendingBanner()  # under the engine banner: shown only without a tray, off the queue
+
+
 class DesktopWiring(QObject):
-    def __init__(self, desktop: Desktop, *, tray: bool | None = None) -> None:
+    """The Approval Queue, Agent Settings, Settings and the tray, around a window built with them (`views`)."""
+
+    def __init__(self, desktop: Desktop, views: WindowViews, *, tray: bool | None = None) -> None:
         super().__init__(desktop)
         self.desktop = desktop
         app, window = desktop.app, desktop.window
         self.app, self.window = app, window
         self.settings_dialog: SettingsDialog | None = None
-
-        self.queue = ApprovalQueue(app)
-        window.set_view("approvals", self.queue)
-        self.agents = AgentsView(app, self._rpc_url)
-        window.set_view("agents", self.agents)
-
-        # The pending banner, under the engine banner (shown only without a tray, off the queue).
-        self.banner = PendingBanner()
-        right = window.banner.parentWidget()
-        layout = right.layout() if right is not None else None
-        first = layout.itemAt(0) if layout is not None else None
-        box = first.layout() if first is not None else None
-        if isinstance(box, QVBoxLayout):  # the engine banner's box: no extra space while both are hidden
-            box.addWidget(self.banner)
-
-        # Settings: a sidebar button at the bottom, and the menu bar.
-        self.settings_button = NavButton("Settings", "settings")
-        self.settings_button.setCheckable(False)
-        self.settings_button.setToolTip("Settings (Ctrl+,)")
-        self.settings_button.clicked.connect(self.open_settings)
-        sidebar = window.findChild(QFrame, "sidebar")
-        side = sidebar.layout() if sidebar is not None else None
-        if side is not None:
-            side.addWidget(self.settings_button)
-            side.setAlignment(self.settings_button, Qt.AlignmentFlag.AlignHCenter)
-        self.settings_action = QAction("&Settings…", window)
-        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.settings_action.triggered.connect(self.open_settings)
-        window.addAction(self.settings_action)
-        bar = window.menuBar()
-        menu = QMenu("&Berth", bar)
-        if bar.actions():
-            bar.insertMenu(bar.actions()[0], menu)
-        else:
-            bar.addMenu(menu)
-        menu.addAction(self.settings_action)
-        menu.addSeparator()
-        quit_action = menu.addAction("&Quit Berth")  # Ctrl+Q is the window's own action
-        quit_action.triggered.connect(desktop.quit)
+        self.queue, self.agents, self.banner = views.queue, views.agents, views.banner
+        window.settingsRequested.connect(self.open_settings)
 
         # Tray (where there is one) and notifications.
         self.has_tray = QSystemTrayIcon.isSystemTrayAvailable() if tray is None else tray
@@ -83,7 +57,7 @@ class DesktopWiring(QObject):
         factories: list[Any] = [self._tray_channel, lambda: BannerChannel(self.banner)]
         self.notifier = Notifier(factories, lambda: bool(self.app.settings.notifications), self)
         if self.has_tray:
-            self.tray = Tray(self, about=hasattr(window, "show_about"))
+            self.tray = Tray(self, about=True)
             self.tray.openRequested.connect(self.show_window)
             self.tray.reviewRequested.connect(lambda: self.show_request(None))
             self.tray.messageClicked.connect(lambda: self.show_request(self.notifier.last_request))
@@ -105,8 +79,7 @@ class DesktopWiring(QObject):
         self.banner.set_on_queue(window.current_view() == "approvals")
 
     def _rpc_url(self) -> str | None:
-        runtime = self.desktop.runtime
-        return runtime.rpc.url if runtime is not None and self.desktop._started else None
+        return self.desktop.rpc_url()
 
     def _tray_channel(self) -> Channel | None:
         return TrayChannel(self.tray) if self.tray is not None else None
@@ -165,9 +138,7 @@ class DesktopWiring(QObject):
 
     def _about(self) -> None:
         self.show_window()
-        show_about = getattr(self.window, "show_about", None)
-        if callable(show_about):
-            show_about()
+        self.window.show_about()
 
     def open_settings(self) -> SettingsDialog:
         if self.settings_dialog is not None:

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.config import Paths
 from app.core.application import Application
-from app.main import Runtime
 from app.rpc.client import BerthClient
+from app.runtime import Runtime
 from app.ui.desktop import Desktop, make_qapp
 from app.ui.qtloop import QtLoop
 

@@ -1,0 +1,175 @@
+"""The person at the desk as a principal: what the window, the CLI and the RPC owner methods do, in one place.
+
+The person is not limited like an agent, but goes through the same rules: a restart is admitted like an
+agent's (so a service the panel restarts still counts against the agent's `max_containers`), every
+action is audited (actor "you"), and nothing here reaches past the core into Docker labels. Front ends
+call these methods and never the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from app.config import PREFERRED_IMAGES, Settings
+from app.errors import BerthError, InvalidParams, NotFound
+from app.model import LABEL_AGENT, LABEL_POOL_AGENT, Agent, ContainerInfo, EngineInfo, Kind, Limits, Stats
+
+if TYPE_CHECKING:
+    from app.core.application import Application
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "you"
+
+
+class Owner:
+    def __init__(self, app: Application) -> None:
+        self._app = app
+
+    # -- containers ------------------------------------------------------------------------------
+
+    async def containers(self, *, all: bool = True) -> list[ContainerInfo]:
+        """Every container of this Berth (agents' services and runs, and the warm pool)."""
+        return await self._app.engine.list_containers(all=all)
+
+    async def inspect(self, ref: str) -> ContainerInfo:
+        return await self._app.engine.inspect(ref)
+
+    async def stats(self, containers: list[ContainerInfo]) -> dict[str, Stats]:
+        return await self._app.engine.stats(containers)
+
+    def follow_logs(self, ref: str, *, tail: int | None = None, timestamps: bool = True) -> AsyncGenerator[str, None]:
+        """A container's log text as it comes (close it with `aclosing`)."""
+        return self._app.engine.follow_logs(ref, tail=tail, timestamps=timestamps)
+
+    async def agents_containers(self, name: str) -> list[ContainerInfo]:
+        return await self._app.engine.list_containers({LABEL_AGENT: name}, all=True)
+
+    async def stop(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
+        info = await self.inspect(ref)
+        agent = await self._agent_of(info)
+        if agent is not None:
+            after = await self._app.containers.stop(agent, info.id, timeout_s, actor=ACTOR)
+        else:
+            after = await self._app.engine.stop(info.id, timeout_s)
+            await self._audit("container.stop", info)
+        return after
+
+    async def restart(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
+        """Restart through admission: at the agent's limit it queues or is refused, as the agent's own would."""
+        info = await self.inspect(ref)
+        agent = await self._agent_of(info)
+        if agent is None:
+            raise InvalidParams(f"container {info.name} belongs to no agent Berth knows: remove it instead")
+        return await self._app.containers.restart(agent, info.id, timeout_s, actor=ACTOR)
+
+    async def remove(self, ref: str, *, force: bool = True) -> None:
+        info = await self.inspect(ref)
+        agent = await self._agent_of(info)
+        if agent is not None and info.kind in (Kind.SERVICE, Kind.TEMPORARY):
+            await self._app.containers.remove(agent, info.id, force=force, actor=ACTOR)
+        else:
+            await self._app.engine.remove(info.id, force=force)
+            await self._audit("container.remove", info)
+
+    async def _agent_of(self, info: ContainerInfo) -> Agent | None:
+        name = info.agent or info.labels.get(LABEL_POOL_AGENT, "")
+        if not name:
+            return None
+        try:
+            return await asyncio.to_thread(self._app.agents.get, name)
+        except NotFound:
+            return None
+
+    async def _audit(self, action: str, info: ContainerInfo) -> None:
+        await asyncio.to_thread(
+            self._app.store.audit, action, info.id, agent=info.agent or None, actor=ACTOR, detail={"name": info.name}
+        )
+
+    # -- the engine ------------------------------------------------------------------------------
+
+    async def engine_info(self) -> EngineInfo:
+        return await self._app.engine.info()
+
+    async def images(self) -> list[str]:
+        return await self._app.engine.images()
+
+    async def reconnect(self) -> bool:
+        """Check the engine now (the core reconnects by itself; this makes it sooner). True if it answers."""
+        return await self._app.reconnect()
+
+    # -- agents ----------------------------------------------------------------------------------
+
+    async def add_agent(self, name: str, limits: Limits | None = None) -> tuple[Agent, str]:
+        return await asyncio.to_thread(self._app.agents.add, name, limits)
+
+    async def set_limits(self, name: str, **changes: Any) -> Agent:
+        return await asyncio.to_thread(self._app.agents.set_limits, name, **changes)
+
+    async def set_enabled(self, name: str, enabled: bool) -> Agent:
+        return await asyncio.to_thread(self._app.agents.set_enabled, name, enabled)
+
+    async def set_host_folders(self, name: str, folders: Sequence[str]) -> Agent:
+        return await asyncio.to_thread(self._app.set_host_folders, name, list(folders))
+
+    async def rotate_token(self, name: str) -> str:
+        return await asyncio.to_thread(self._app.agents.rotate_token, name)
+
+    async def remove_agent(self, name: str, *, containers: bool, workspace: bool) -> int:
+        """Remove an agent; with `containers`, its containers first (the count that could not be removed is
+        returned); with `workspace`, its files too. The window and `berth agents remove` both come here."""
+        agent = await asyncio.to_thread(self._app.agents.get, name)
+        failed = 0
+        if containers:
+            found = await self.agents_containers(name)
+            results = await asyncio.gather(
+                *(self._app.containers.remove(agent, c.id, force=True, actor=ACTOR) for c in found),
+                return_exceptions=True,
+            )
+            failed = sum(1 for r in results if isinstance(r, BaseException))
+        await asyncio.to_thread(self._app.agents.remove, name, delete_workspace=workspace)
+        return failed
+
+    # -- settings --------------------------------------------------------------------------------
+
+    async def apply_settings(self, new: Settings) -> list[str]:
+        """Save and apply settings; what applies at once does (default image, approval expiry -- waiting
+        requests included --, notifications, hidden folders). Returns what needs a restart."""
+        app = self._app
+        old = app.settings
+        await asyncio.to_thread(new.save, app.paths.settings_file)
+        app.settings = new
+        app.approvals.expiry_s = new.approval_expiry_s
+        if new.default_image:
+            app.containers.default_image = new.default_image
+        elif app.engine_available:
+            app.containers.default_image = await self._automatic_image()
+        await asyncio.to_thread(app.store.audit, "settings.change", "settings", actor=ACTOR, detail=_changes(old, new))
+        return [
+            what
+            for what, changed in (
+                ("the RPC port", new.rpc_port != old.rpc_port),
+                ("the engine endpoint", new.engine_endpoint != old.engine_endpoint),
+            )
+            if changed
+        ]
+
+    async def _automatic_image(self) -> str:
+        for image in PREFERRED_IMAGES:
+            try:
+                if await self._app.engine.has_image(image):
+                    return image
+            except BerthError:
+                break
+        return PREFERRED_IMAGES[0]
+
+
+def _changes(old: Settings, new: Settings) -> dict[str, Any]:
+    before, after = old.to_json(), new.to_json()
+    return {k: after[k] for k in after if before.get(k) != after[k]}
+
+
+__all__ = ["ACTOR", "Owner"]
