@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,8 @@ from app.core.agents import Principal
 from app.core.tokens import hash_token
 from app.errors import BerthError, Forbidden, Unauthorized
 from app.rpc.asgi import serve_asgi
-from app.rpc.methods import Dispatcher
+from app.rpc.methods import METHODS, Dispatcher
+from app.rpc.params import Param
 
 logger = logging.getLogger(__name__)
 
@@ -55,76 +57,63 @@ INSTRUCTIONS = (
 
 
 # -- tools ---------------------------------------------------------------------------------------
-
-STR: dict[str, Any] = {"type": "string"}
-COMMAND: dict[str, Any] = {
-    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-    "description": "A string run by /bin/sh -c (pipes, &&, redirects work), or an array of strings run as argv.",
-}
-IMAGE: dict[str, Any] = {
-    "type": "string",
-    "description": "Container image, e.g. 'python:3.12'. Omit to use Berth's default image (has Python 3).",
-}
-ENV: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": {"type": "string"},
-    "description": "Environment variables, name -> value.",
-}
-STDIN: dict[str, Any] = {"type": "string", "description": "Text fed to the command's standard input."}
-CONTAINER_ID: dict[str, Any] = {
-    "type": "string",
-    "description": "The container's id or name (as returned by start_service or list_containers).",
-}
-WS_PATH: dict[str, Any] = {
-    "type": "string",
-    "description": "Path relative to your workspace (the folder mounted at /workspace), e.g. 'src/main.py'.",
-}
-ENCODING: dict[str, Any] = {
-    "type": "string",
-    "enum": ["utf-8", "base64"],
-    "default": "utf-8",
-    "description": "'utf-8' for text, 'base64' for binary content.",
-}
-
-
-def _timeout(default: float, maximum: float, what: str) -> dict[str, Any]:
-    return {"type": "number", "minimum": 0.1, "maximum": maximum, "default": default, "description": what}
-
-
-def _network(default: str) -> dict[str, Any]:
-    return {
-        "type": "string",
-        "enum": ["none", "bridge"],
-        "description": "'none' (no network) or 'bridge': your own network (internet, if the person allows it, "
-        f"and your services by their names; other agents' containers are never reachable). Default: {default}.",
-    }
+#
+# Each tool's input schema is generated from its API method's `Param`s (app/rpc/methods.py): the names,
+# types, ranges, choices, defaults and descriptions that `/rpc` checks, so the two cannot drift. What is
+# written here is only what MCP adds: a tool's name, title and description, its hints, where a list result
+# goes, and the few places a tool's wording or default differs from the method's.
 
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One MCP tool: which API method it calls, how a model should use it, and its arguments' schema."""
+    """One MCP tool: which API method it calls and how a model should use it; its schema comes from the method."""
 
     name: str
     method: str
     title: str
     description: str
-    properties: dict[str, Any] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
-    defaults: dict[str, Any] = field(default_factory=dict)  # where a model needs a default other than the API's
+    # Per-parameter text where the tool's wording differs from the Param's (it can name other tools).
+    describe: Mapping[str, str] = field(default_factory=dict)
+    # Where a model needs a default other than the API's; the schema shows it and calls use it.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Parameters the tool sets itself: not in its schema, always sent with these values.
+    fixed: Mapping[str, Any] = field(default_factory=dict)
     list_key: str | None = None  # structured content must be an object: a list result goes under this key
     read_only: bool = False
     destructive: bool = False
     open_world: bool = False  # may reach beyond Berth: the network, or the host itself
 
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """The method's parameters that the caller may pass (all but the fixed ones)."""
+        return tuple(p for p in METHODS[self.method].params if p.name not in self.fixed)
+
+    def input_schema(self) -> dict[str, Any]:
+        """The tool's arguments as JSON Schema, generated from the method's `Param`s."""
+        properties: dict[str, Any] = {}
+        for p in self.params:
+            schema = p.json_schema()
+            if p.name in self.defaults:
+                schema["default"] = self.defaults[p.name]
+            if p.name in self.describe:
+                schema["description"] = self.describe[p.name]
+            properties[p.name] = schema
+        schema = {"type": "object", "properties": properties, "additionalProperties": False}
+        required = [p.name for p in self.params if p.required]
+        if required:
+            schema["required"] = required
+        return schema
+
+    def arguments(self, given: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The method's params for a call with the tool's `given` arguments: its defaults, then them, then fixed."""
+        return {**self.defaults, **(given or {}), **self.fixed}
+
     def tool(self) -> types.Tool:
-        schema: dict[str, Any] = {"type": "object", "properties": self.properties, "additionalProperties": False}
-        if self.required:
-            schema["required"] = list(self.required)
         return types.Tool(
             name=self.name,
             title=self.title,
             description=self.description,
-            input_schema=schema,
+            input_schema=self.input_schema(),
             annotations=types.ToolAnnotations(
                 title=self.title,
                 read_only_hint=self.read_only,
@@ -133,6 +122,8 @@ class ToolSpec:
             ),
         )
 
+
+CONTAINER_ID = "The container's id or name (as returned by start_service or list_containers)."
 
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
@@ -144,16 +135,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "builds. Your workspace is mounted at /workspace (the default working directory): files you write there "
         "persist. No network unless you ask for network='bridge'. If you are at your container limit, the call "
         "may wait for a free slot.",
-        {
-            "command": COMMAND,
-            "image": IMAGE,
-            "env": ENV,
-            "workdir": {"type": "string", "default": "/workspace", "description": "Absolute working directory."},
-            "timeout_s": _timeout(60, 3600, "Seconds before the command is killed (timed_out: true)."),
-            "network": _network("'none'"),
-            "stdin": STDIN,
-        },
-        ("command",),
         destructive=True,
         open_world=True,
     ),
@@ -166,24 +147,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "the result gives each one's host URL. On network 'bridge' your other containers reach it by its name "
         "(e.g. http://web:8080 or postgres://db:5432): a web app and its database find each other that way. "
         "Use exec_in_service to run commands in it and container_logs to read its output.",
-        {
-            "name": {
-                "type": "string",
-                "pattern": "^[a-z0-9][a-z0-9_.-]{0,62}$",
-                "description": "A name for the service, unique among your containers (lower-case, digits, _ . -).",
-            },
-            "image": IMAGE,
-            "command": {**COMMAND, "description": "What to run; omit to use the image's default command."},
-            "env": ENV,
-            "workdir": {"type": "string", "default": "/workspace", "description": "Absolute working directory."},
-            "ports": {
-                "type": "array",
-                "items": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
-                "description": "Container ports to publish on 127.0.0.1, e.g. [8000] or ['5432/tcp'].",
-            },
-            "network": _network("'bridge' if the person allows you network, else 'none'"),
-        },
-        ("name",),
         open_world=True,
     ),
     ToolSpec(
@@ -192,15 +155,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Run a command in a running service",
         "Run a command inside one of your running containers (started with start_service) and return its exit "
         "code, stdout and stderr.",
-        {
-            "id": CONTAINER_ID,
-            "command": COMMAND,
-            "env": ENV,
-            "workdir": {"type": "string", "description": "Absolute working directory (default: the container's)."},
-            "timeout_s": _timeout(60, 3600, "Seconds before the command is killed (timed_out: true)."),
-            "stdin": STDIN,
-        },
-        ("id", "command"),
+        describe={"id": CONTAINER_ID},
         destructive=True,
         open_world=True,
     ),
@@ -210,7 +165,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "List your containers",
         "List your containers (services and temporary runs in progress) with their id, name, kind, status, image "
         "and published ports.",
-        {"all": {"type": "boolean", "default": True, "description": "Include stopped containers."}},
         list_key="containers",
         read_only=True,
     ),
@@ -219,13 +173,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "containers.logs",
         "Read a container's logs",
         "Read the output (stdout and stderr) a container has written, e.g. a service's log.",
-        {
-            "id": CONTAINER_ID,
-            "tail": {"type": "integer", "minimum": 0, "description": "Only the last N lines (default: all)."},
-            "since": {"type": "number", "minimum": 0, "description": "Only lines after this Unix time."},
-            "timestamps": {"type": "boolean", "default": False, "description": "Prefix each line with its time."},
-        },
-        ("id",),
+        describe={"id": CONTAINER_ID},
         read_only=True,
     ),
     ToolSpec(
@@ -233,8 +181,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "containers.stop",
         "Stop a container",
         "Stop one of your running containers (it can be inspected or removed afterwards).",
-        {"id": CONTAINER_ID, "timeout_s": _timeout(10, 600, "Seconds to wait for a clean exit before killing it.")},
-        ("id",),
+        describe={"id": CONTAINER_ID},
         destructive=True,
     ),
     ToolSpec(
@@ -242,8 +189,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "containers.remove",
         "Remove a container",
         "Remove one of your containers. A running one needs force=true. Your workspace files are not touched.",
-        {"id": CONTAINER_ID, "force": {"type": "boolean", "default": False, "description": "Remove even if running."}},
-        ("id",),
+        describe={"id": CONTAINER_ID},
         destructive=True,
     ),
     ToolSpec(
@@ -251,8 +197,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "workspace.read",
         "Read a workspace file",
         "Read a file from your workspace (the folder mounted at /workspace in your containers).",
-        {"path": WS_PATH, "encoding": ENCODING},
-        ("path",),
         read_only=True,
     ),
     ToolSpec(
@@ -261,12 +205,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Write a workspace file",
         "Create or overwrite a file in your workspace (parent folders are created). Your containers see it under "
         "/workspace.",
-        {
-            "path": WS_PATH,
-            "content": {"type": "string", "description": "The file's new content."},
-            "encoding": ENCODING,
-        },
-        ("path", "content"),
         destructive=True,
     ),
     ToolSpec(
@@ -275,7 +213,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "List workspace files",
         "List the files and folders directly inside a folder of your workspace (not recursive), with their type, "
         "size and modification time. Paths in the result are relative to the workspace.",
-        {"path": {**WS_PATH, "default": ".", "description": "Folder relative to your workspace (default: its top)."}},
         list_key="entries",
         read_only=True,
     ),
@@ -292,36 +229,6 @@ TOOLS: tuple[ToolSpec, ...] = (
         "finished, the result holds its output (status 'done'); if the person has not decided yet, status is "
         "'pending' with a request_id: call check_host_command with it later. Status 'denied' or 'expired' means "
         "the command did not run.",
-        {
-            "command": {"type": "string", "description": "The command, exactly as it will run under /bin/sh -c."},
-            "cwd": {
-                "type": "string",
-                "description": "Absolute working directory on the host: your workspace or a folder inside it, or "
-                "a host folder the person granted you (default: your workspace).",
-            },
-            "access": {
-                "type": "string",
-                "enum": ["sandbox", "host"],
-                "default": "sandbox",
-                "description": "'sandbox' (default): read-only file system except cwd, no network. 'host': full "
-                "access as the person, only if they approve it.",
-            },
-            "timeout_s": {
-                "type": "number",
-                "minimum": 1,
-                "maximum": 3600,
-                "default": 300,
-                "description": "Seconds the command may run once approved.",
-            },
-            "wait_s": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 600,
-                "default": HOST_WAIT_S,
-                "description": "Seconds this call waits for the decision and the run.",
-            },
-        },
-        ("command",),
         defaults={"wait_s": HOST_WAIT_S},
         destructive=True,
         open_world=True,
@@ -332,17 +239,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Check a host command",
         "Check on a host command asked for with run_host_command: its status ('pending', 'running', 'done', "
         "'denied', 'expired') and, once done, its exit code and output. Waits up to wait_s seconds for a change.",
-        {
-            "request_id": {"type": "string", "description": "The request_id returned by run_host_command."},
-            "wait_s": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 600,
-                "default": HOST_WAIT_S,
-                "description": "Seconds to wait for the command to be decided and finish.",
-            },
-        },
-        ("request_id",),
+        describe={"request_id": "The request_id returned by run_host_command."},
         defaults={"wait_s": HOST_WAIT_S},
         read_only=True,
     ),
@@ -481,8 +378,7 @@ class McpEndpoint:
             )
         try:
             principal = principal_of(ctx)
-            args = {**spec.defaults, **(params.arguments or {})}
-            result = await self.dispatcher.call(principal, spec.method, args)
+            result = await self.dispatcher.call(principal, spec.method, spec.arguments(params.arguments))
         except BerthError as e:
             return error_result(e)
         except asyncio.CancelledError:

@@ -16,7 +16,7 @@ from app import __version__
 from app.core.agents import Principal
 from app.errors import Forbidden, MethodNotFound
 from app.model import SERVICE_NAME_RE, Agent
-from app.rpc.params import Param, abs_path, command, in_range, one_of, parse_params, ports, str_map
+from app.rpc.params import Param, abs_path, check, command, in_range, one_of, parse_params, ports, str_map
 
 if TYPE_CHECKING:
     from app.core.application import Application
@@ -26,19 +26,73 @@ logger = logging.getLogger(__name__)
 Handler = Callable[["Application", Principal, dict[str, Any]], Awaitable[Any]]
 
 
+@check(pattern=SERVICE_NAME_RE.pattern)
 def service_name(v: Any) -> Any:
     if not SERVICE_NAME_RE.fullmatch(v):
         raise ValueError("must match [a-z0-9][a-z0-9_.-]{0,62}")
     return v
 
 
-TIMEOUT = Param("timeout_s", (int, float), 60, in_range(0.1, 3600))
-ENV = Param("env", dict, None, str_map, nullable=True)
-WORKDIR = Param("workdir", str, "/workspace", abs_path)
-ID = Param("id", str)
-PATH = Param("path", str)
-ENCODING = Param("encoding", str, "utf-8", one_of("utf-8", "base64"))
-NETWORK = Param("network", str, None, one_of("none", "bridge"), nullable=True)
+# Parameters several methods share. A description is written for the agent that calls the method: the MCP
+# tool schemas show it (app/rpc/mcp.py), so it says what to pass, not how Berth implements it.
+
+RUN_COMMAND = Param(
+    "command",
+    (str, list),
+    check=command,
+    description="A string run by /bin/sh -c (pipes, &&, redirects work), or an array of strings run as argv.",
+)
+IMAGE = Param(
+    "image",
+    str,
+    None,
+    nullable=True,
+    description="Container image, e.g. 'python:3.12'. Omit to use Berth's default image (has Python 3).",
+)
+TIMEOUT = Param(
+    "timeout_s",
+    (int, float),
+    60,
+    in_range(0.1, 3600),
+    description="Seconds before the command is killed (timed_out: true).",
+)
+ENV = Param("env", dict, None, str_map, nullable=True, description="Environment variables, name -> value.")
+WORKDIR = Param("workdir", str, "/workspace", abs_path, description="Absolute working directory.")
+STDIN = Param("stdin", str, None, nullable=True, description="Text fed to the command's standard input.")
+ID = Param("id", str, description="The container's id or name (as returned when it was started or listed).")
+PATH = Param(
+    "path",
+    str,
+    description="Path relative to your workspace (the folder mounted at /workspace), e.g. 'src/main.py'.",
+)
+ENCODING = Param(
+    "encoding",
+    str,
+    "utf-8",
+    one_of("utf-8", "base64"),
+    description="'utf-8' for text, 'base64' for binary content.",
+)
+STOP_TIMEOUT = Param(
+    "timeout_s",
+    (int, float),
+    10,
+    in_range(0, 600),
+    description="Seconds to wait for a clean exit before killing it.",
+)
+REQUEST_ID = Param("request_id", str, description="The request_id that shell.request returned.")
+
+
+def network(default: str) -> Param:
+    """`network`, whose default (None: the core decides) the description spells out for each method."""
+    return Param(
+        "network",
+        str,
+        None,
+        one_of("none", "bridge"),
+        nullable=True,
+        description="'none' (no network) or 'bridge': your own network (internet, if the person allows it, "
+        f"and your services by their names; other agents' containers are never reachable). Default: {default}.",
+    )
 
 
 @dataclass(frozen=True)
@@ -107,29 +161,39 @@ async def system_info(app: Application, p: Principal, a: dict[str, Any]) -> Any:
 # -- containers ----------------------------------------------------------------------------------
 
 
-@method(
-    "containers.run",
-    Param("command", (str, list), check=command),
-    Param("image", str, None, nullable=True),
-    ENV,
-    WORKDIR,
-    TIMEOUT,
-    NETWORK,
-    Param("stdin", str, None, nullable=True),
-)
+@method("containers.run", RUN_COMMAND, IMAGE, ENV, WORKDIR, TIMEOUT, network("'none'"), STDIN)
 async def containers_run(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return (await app.containers.run(_agent(p), **a)).to_json()
 
 
 @method(
     "services.start",
-    Param("name", str, check=service_name),
-    Param("image", str, None, nullable=True),
-    Param("command", (str, list), None, command, nullable=True),
+    Param(
+        "name",
+        str,
+        check=service_name,
+        description="A name for the service, unique among your containers (lower-case, digits, _ . -).",
+    ),
+    IMAGE,
+    Param(
+        "command",
+        (str, list),
+        None,
+        command,
+        nullable=True,
+        description="What to run (a string for /bin/sh -c, or an argv array); omit to use the image's default command.",
+    ),
     ENV,
     WORKDIR,
-    Param("ports", list, None, ports, nullable=True),
-    NETWORK,
+    Param(
+        "ports",
+        list,
+        None,
+        ports,
+        nullable=True,
+        description="Container ports to publish on 127.0.0.1, e.g. [8000] or ['5432/tcp'].",
+    ),
+    network("'bridge' if the person allows you network, else 'none'"),
 )
 async def services_start(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     info = await app.containers.start_service(_agent(p), **a)
@@ -139,18 +203,25 @@ async def services_start(app: Application, p: Principal, a: dict[str, Any]) -> A
 @method(
     "containers.exec",
     ID,
-    Param("command", (str, list), check=command),
+    RUN_COMMAND,
     ENV,
-    Param("workdir", str, None, abs_path, nullable=True),
+    Param(
+        "workdir",
+        str,
+        None,
+        abs_path,
+        nullable=True,
+        description="Absolute working directory (default: the container's).",
+    ),
     TIMEOUT,
-    Param("stdin", str, None, nullable=True),
+    STDIN,
 )
 async def containers_exec(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     ref = a.pop("id")
     return (await app.containers.exec(_agent(p), ref, **a)).to_json()
 
 
-@method("containers.list", Param("all", bool, True))
+@method("containers.list", Param("all", bool, True, description="Include stopped containers."))
 async def containers_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return [c.to_json() for c in await app.containers.list(_agent(p), all=a["all"])]
 
@@ -172,9 +243,18 @@ async def containers_inspect(app: Application, p: Principal, a: dict[str, Any]) 
 @method(
     "containers.logs",
     ID,
-    Param("tail", int, None, in_range(0, 10_000_000), nullable=True),
-    Param("since", (int, float), None, in_range(0, 1e11), nullable=True),
-    Param("timestamps", bool, False),
+    Param(
+        "tail",
+        int,
+        None,
+        in_range(0, 10_000_000),
+        nullable=True,
+        description="Only the last N lines (default: all).",
+    ),
+    Param(
+        "since", (int, float), None, in_range(0, 1e11), nullable=True, description="Only lines after this Unix time."
+    ),
+    Param("timestamps", bool, False, description="Prefix each line with its time."),
 )
 async def containers_logs(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     ref = a.pop("id")
@@ -182,17 +262,17 @@ async def containers_logs(app: Application, p: Principal, a: dict[str, Any]) -> 
     return {"logs": logs, "truncated": truncated}
 
 
-@method("containers.stop", ID, Param("timeout_s", (int, float), 10, in_range(0, 600)))
+@method("containers.stop", ID, STOP_TIMEOUT)
 async def containers_stop(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return (await app.containers.stop(_agent(p), a["id"], a["timeout_s"])).to_json()
 
 
-@method("containers.restart", ID, Param("timeout_s", (int, float), 10, in_range(0, 600)))
+@method("containers.restart", ID, STOP_TIMEOUT)
 async def containers_restart(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return (await app.containers.restart(_agent(p), a["id"], a["timeout_s"])).to_json()
 
 
-@method("containers.remove", ID, Param("force", bool, False))
+@method("containers.remove", ID, Param("force", bool, False, description="Remove even if running."))
 async def containers_remove(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     await app.containers.remove(_agent(p), a["id"], force=a["force"])
     return {"removed": True}
@@ -201,7 +281,10 @@ async def containers_remove(app: Application, p: Principal, a: dict[str, Any]) -
 # -- workspace -----------------------------------------------------------------------------------
 
 
-@method("workspace.list", Param("path", str, "."))
+@method(
+    "workspace.list",
+    Param("path", str, ".", description="Folder relative to your workspace (default: its top)."),
+)
 async def workspace_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return await asyncio.to_thread(app.workspaces.list, _agent(p).name, a["path"])
 
@@ -211,7 +294,7 @@ async def workspace_read(app: Application, p: Principal, a: dict[str, Any]) -> A
     return await asyncio.to_thread(app.workspaces.read, _agent(p).name, a["path"], a["encoding"])
 
 
-@method("workspace.write", PATH, Param("content", str), ENCODING)
+@method("workspace.write", PATH, Param("content", str, description="The file's new content."), ENCODING)
 async def workspace_write(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return await asyncio.to_thread(app.workspaces.write, _agent(p).name, a["path"], a["content"], a["encoding"])
 
@@ -226,11 +309,37 @@ async def workspace_delete(app: Application, p: Principal, a: dict[str, Any]) ->
 
 @method(
     "shell.request",
-    Param("command", str),
-    Param("cwd", str, None, nullable=True),
-    Param("access", str, "sandbox", one_of("sandbox", "host")),
-    Param("timeout_s", (int, float), 300, in_range(1, 3600)),
-    Param("wait_s", (int, float), 0, in_range(0, 600)),
+    Param("command", str, description="The command, exactly as it will run under /bin/sh -c."),
+    Param(
+        "cwd",
+        str,
+        None,
+        nullable=True,
+        description="Absolute working directory on the host: your workspace or a folder inside it, or a host "
+        "folder the person granted you (default: your workspace).",
+    ),
+    Param(
+        "access",
+        str,
+        "sandbox",
+        one_of("sandbox", "host"),
+        description="'sandbox' (default): read-only file system except cwd, no network. 'host': full access as "
+        "the person, only if they approve it.",
+    ),
+    Param(
+        "timeout_s",
+        (int, float),
+        300,
+        in_range(1, 3600),
+        description="Seconds the command may run once approved.",
+    ),
+    Param(
+        "wait_s",
+        (int, float),
+        0,
+        in_range(0, 600),
+        description="Seconds this call waits for the decision and the run.",
+    ),
 )
 async def shell_request(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     agent = _agent(p)
@@ -238,7 +347,17 @@ async def shell_request(app: Application, p: Principal, a: dict[str, Any]) -> An
     return req.to_json()
 
 
-@method("shell.status", Param("request_id", str), Param("wait_s", (int, float), 0, in_range(0, 600)))
+@method(
+    "shell.status",
+    REQUEST_ID,
+    Param(
+        "wait_s",
+        (int, float),
+        0,
+        in_range(0, 600),
+        description="Seconds to wait for the command to be decided and finish.",
+    ),
+)
 async def shell_status(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     return (await app.approvals.status(_agent(p).name, a["request_id"], a["wait_s"])).to_json()
 
@@ -261,7 +380,14 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
 
 @method(
     "approvals.list",
-    Param("status", str, "pending", one_of("pending", "running", "done", "denied", "expired"), nullable=True),
+    Param(
+        "status",
+        str,
+        "pending",
+        one_of("pending", "running", "done", "denied", "expired"),
+        nullable=True,
+        description="Only requests in this state; null for all.",
+    ),
     owner_only=True,
 )
 async def approvals_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
@@ -270,10 +396,23 @@ async def approvals_list(app: Application, p: Principal, a: dict[str, Any]) -> A
 
 @method(
     "approvals.decide",
-    Param("request_id", str),
-    Param("decision", str, check=one_of("approve", "deny")),
-    Param("access", str, None, one_of("sandbox", "host"), nullable=True),
-    Param("trust", str, None, nullable=True),
+    Param("request_id", str, description="The request to decide."),
+    Param("decision", str, check=one_of("approve", "deny"), description="'approve' or 'deny'."),
+    Param(
+        "access",
+        str,
+        None,
+        one_of("sandbox", "host"),
+        nullable=True,
+        description="Run it with this access: lowers, never raises, what the agent asked for.",
+    ),
+    Param(
+        "trust",
+        str,
+        None,
+        nullable=True,
+        description="A pattern to add to the agent's trusted patterns first; it must match the command.",
+    ),
     owner_only=True,
 )
 async def approvals_decide(app: Application, p: Principal, a: dict[str, Any]) -> Any:

@@ -1,21 +1,68 @@
-"""Declarative parameter checking for API methods: names, types, ranges; the error names the parameter."""
+"""Declarative parameter checking for API methods: names, types, ranges; the error names the parameter.
+
+Each `Param` also describes itself as JSON Schema (`Param.json_schema`), from the same type, default and
+checks that `/rpc` applies, so the MCP tool catalogue (and any docs) are generated, never copied.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.errors import InvalidParams
 
 REQUIRED: Any = object()
 
+JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
+
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
+    return " or ".join(JSON_TYPES.get(k, k.__name__) for k in kinds)
+
+
+def _json_types(kind: type | tuple[type, ...]) -> list[str]:
+    """The JSON Schema types of a Python kind; int-or-float is one "number" (an integer is a number)."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = [JSON_TYPES[k] for k in kinds]
+    if "number" in names:
+        names = [n for n in names if n != "integer"]
+    return names
+
+
+@dataclass(frozen=True, eq=False)
+class Check:
+    """A parameter check (returns the cleaned value, raises ValueError) and the JSON Schema keywords it enforces.
+
+    `schema` is what a generated schema says about the check: `in_range` is minimum/maximum, `one_of` an enum.
+    Where JSON Schema cannot say it all (no NUL characters, a command that is not blank), the keywords are the
+    part it can; the check stays the one that decides. Every array gets `items`: Gemini rejects one without.
+    """
+
+    fn: Callable[[Any], Any]
+    schema: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, value: Any) -> Any:
+        return self.fn(value)
+
+
+def check(**schema: Any) -> Callable[[Callable[[Any], Any]], Check]:
+    """Make a function a `Check` that enforces `schema`: `@check(pattern="^/")`."""
+
+    def wrap(fn: Callable[[Any], Any]) -> Check:
+        return Check(fn, schema)
+
+    return wrap
 
 
 def _is(value: Any, kind: type) -> bool:
@@ -30,13 +77,36 @@ def _is(value: Any, kind: type) -> bool:
 
 @dataclass(frozen=True)
 class Param:
-    """One named parameter: its JSON type(s), default, and an optional check that returns the cleaned value."""
+    """One named parameter: its JSON type(s), default, an optional check that returns the cleaned value, and
+    a sentence for whoever calls it (the MCP tool schema shows it; API docs may too)."""
 
     name: str
     kind: type | tuple[type, ...]
     default: Any = REQUIRED
-    check: Callable[[Any], Any] | None = None
+    check: Check | None = None
     nullable: bool = False
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def json_schema(self) -> dict[str, Any]:
+        """This parameter as JSON Schema: type(s), the check's keywords, the default (if any), the description.
+
+        `nullable` is not written as a `null` type: a type array such as `["string", "null"]` makes Gemini reject
+        the whole tool list (400 on every request), and leaving the parameter out of `required` already says
+        it may be omitted. Null is still accepted and means the same as leaving it out.
+        """
+        types = _json_types(self.kind)
+        schema: dict[str, Any] = {"type": types[0]} if len(types) == 1 else {"anyOf": [{"type": t} for t in types]}
+        if self.check is not None:
+            schema.update(copy.deepcopy(dict(self.check.schema)))  # the caller may change its copy
+        if not self.required and self.default is not None:
+            schema["default"] = self.default
+        if self.description:
+            schema["description"] = self.description
+        return schema
 
     def clean(self, value: Any) -> Any:
         if value is None and self.nullable:
@@ -78,24 +148,32 @@ def parse_params(specs: Sequence[Param], params: Any) -> dict[str, Any]:
 # -- reusable checks -----------------------------------------------------------------------------
 
 
-def in_range(lo: float, hi: float) -> Callable[[Any], Any]:
-    def check(v: Any) -> Any:
+def _number(x: float) -> float:
+    """1e11 as 100000000000 in a schema, 0.1 as 0.1."""
+    return int(x) if float(x).is_integer() else x
+
+
+def in_range(lo: float, hi: float) -> Check:
+    @check(minimum=_number(lo), maximum=_number(hi))
+    def check_range(v: Any) -> Any:
         if not lo <= v <= hi:
             raise ValueError(f"must be between {lo:g} and {hi:g}")
         return v
 
-    return check
+    return check_range
 
 
-def one_of(*choices: str) -> Callable[[Any], Any]:
-    def check(v: Any) -> Any:
+def one_of(*choices: str) -> Check:
+    @check(enum=list(choices))
+    def check_choice(v: Any) -> Any:
         if v not in choices:
             raise ValueError(f"must be one of {', '.join(repr(c) for c in choices)}")
         return v
 
-    return check
+    return check_choice
 
 
+@check(anyOf=[{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}])
 def command(v: Any) -> Any:
     if isinstance(v, str):
         if not v.strip():
@@ -110,6 +188,10 @@ def command(v: Any) -> Any:
     return list(v)
 
 
+# A map of names to strings. OpenAI's strict mode rejects `additionalProperties` other than false on an
+# object (it wants every property named), so a strict-mode client cannot take this schema as it is; it is
+# what `env` is, it works with the MCP clients Berth is tested with, and changing it would change the API.
+@check(additionalProperties={"type": "string"})
 def str_map(v: Any) -> Any:
     for key, value in v.items():
         if not isinstance(value, str):
@@ -119,6 +201,7 @@ def str_map(v: Any) -> Any:
     return dict(v)
 
 
+@check(items={"anyOf": [{"type": "integer"}, {"type": "string"}]}, maxItems=32)
 def ports(v: Any) -> Any:
     if len(v) > 32:
         raise ValueError("at most 32 ports")
@@ -128,6 +211,7 @@ def ports(v: Any) -> Any:
     return [str(p) for p in v]
 
 
+@check(pattern="^/")
 def abs_path(v: Any) -> Any:
     if not v.startswith("/") or "\0" in v:
         raise ValueError("must be an absolute path inside the container")

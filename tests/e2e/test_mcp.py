@@ -22,7 +22,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from app.rpc.client import BerthClient
-from app.rpc.mcp import TOOLS, McpEndpoint
+from app.rpc.mcp import TOOLS, TOOLS_BY_NAME, McpEndpoint
 from tests.conftest import BUSYBOX
 from tests.e2e.conftest import Server, berth
 
@@ -116,6 +116,8 @@ async def test_tools_over_mcp(server: Server) -> None:
             assert t.description and len(t.description) > 40
             assert t.input_schema["type"] == "object" and t.input_schema["additionalProperties"] is False
             assert set(t.input_schema.get("required", [])) <= set(t.input_schema["properties"])
+            # What clients see is the schema generated from the API's parameter specs (tests/unit/test_mcp_schema.py).
+            assert t.input_schema == TOOLS_BY_NAME[t.name].input_schema()
 
         # A temporary container: output, exit code, stdin.
         r = await call(s, "run_command", command="echo out; echo err >&2; cat; exit 3", image=BUSYBOX, stdin="in\n")
