@@ -200,6 +200,32 @@ async def test_expiry_never_runs(tmp_path: Path) -> None:
         await w.close()
 
 
+async def test_a_shorter_expiry_applies_to_waiting_requests(world: World) -> None:
+    """Settings shorten the expiry while a request waits: it expires at its creation plus the new value, which
+    is also the `expires_at` it shows, not at the time its first timer was set for."""
+    req = await world.request("echo waiting")
+    assert req.expires_at == req.created + 600.0
+    world.approvals.expiry_s = 1.0  # what Settings does
+    assert world.approvals.expiry_s == 1.0
+    (listed,) = world.approvals.list()
+    assert listed.expires_at == req.created + 1.0
+    done = await world.approvals.status("alice", req.request_id, wait_s=10)  # the expiry wakes the waiter
+    assert done.status == "expired" and done.decided_at is not None
+    assert req.created + 0.9 <= done.decided_at < req.created + 5  # 0.9: the loop's clock is not time.time()
+    assert world.recorder.topics(req.request_id) == ["approval.pending", "approval.rescheduled", "approval.decided"]
+    assert [a["target"] for a in world.audit("shell.expire")] == [req.request_id]
+
+
+async def test_an_expiry_already_past_expires_waiting_requests_at_once(world: World) -> None:
+    req = await world.request("echo waiting")
+    start = time.monotonic()
+    world.approvals.set_expiry(0.0)
+    done = await world.approvals.status("alice", req.request_id, wait_s=10)
+    assert done.status == "expired"
+    assert time.monotonic() - start < 2
+    assert world.approvals.tasks() == []
+
+
 # -- restarts -----------------------------------------------------------------------------------
 
 
