@@ -12,7 +12,7 @@ from app.capped import CappedBuffer
 
 STDOUT, STDERR = 1, 2
 
-__all__ = ["CappedBuffer", "raw_socket", "read_capped", "read_multiplexed", "send_stdin"]
+__all__ = ["CappedBuffer", "as_bytes", "raw_socket", "read_capped", "read_multiplexed", "send_stdin"]
 
 
 def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
@@ -28,6 +28,11 @@ def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
         if close is not None:
             close()
     return buf.text(), buf.truncated
+
+
+def as_bytes(stdin: str | bytes | None) -> bytes | None:
+    """What to send to a process's stdin (text as UTF-8); None: the process gets no stdin at all."""
+    return stdin.encode() if isinstance(stdin, str) else stdin
 
 
 def raw_socket(sock: Any) -> socket.socket:

@@ -1,0 +1,244 @@
+"""Temporary runs: one command in a fresh container that is always removed afterwards.
+
+A run takes a warm container from the pool when one is ready (it execs its command there), else it
+goes the cold way: create, start, wait (killing at the timeout), read the capped output. Either way
+the container is removed in a cleanup that also runs when the caller goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+
+import docker.errors
+
+from app.engine.connection import Connection
+from app.engine.containers import Containers, quietly
+from app.engine.execs import ExecSession
+from app.engine.images import Images, ProgressCallback
+from app.engine.leftovers import Leftovers
+from app.engine.logs import read_log
+from app.engine.policy import IDLE_COMMAND, WORKSPACE, argv_of, full_name, host_user
+from app.engine.pool import PoolKey, Warm, WarmPool
+from app.engine.streams import as_bytes, raw_socket, send_stdin
+from app.errors import Conflict, InvalidParams, NotFound
+from app.model import ContainerSpec, Kind, PoolConfig, RunResult, RunSpec
+
+logger = logging.getLogger(__name__)
+
+# What the engine answers on an exec whose process never started (bad workdir, missing program): the cold
+# path, which reports these its own way (and creates a missing workdir), takes over.
+EXEC_NOT_STARTED = "OCI runtime exec failed"
+
+
+class Runs:
+    def __init__(
+        self,
+        conn: Connection,
+        instance: str,
+        containers: Containers,
+        images: Images,
+        leftovers: Leftovers,
+        pool_config: PoolConfig,
+    ) -> None:
+        self.conn = conn
+        self.instance = instance
+        self.containers = containers
+        self.images = images
+        self.leftovers = leftovers
+        self._runs_in_flight = 0
+        self._cpus = max(1, os.cpu_count() or 1)
+        self.pool = WarmPool(self._create_idle, leftovers.remove, pool_config, busy=self._busy_with_runs)
+
+    async def run_temporary(
+        self,
+        spec: RunSpec,
+        *,
+        progress: ProgressCallback | None = None,
+        on_created: Callable[[str], None] | None = None,
+    ) -> RunResult:
+        """Run one command in a fresh container and always remove it: a warm one from the pool when one is
+        ready (exec into it), else create, start, wait (killing at the timeout) and read the capped output."""
+        argv = argv_of(spec.command)
+        key: PoolKey | None = None
+        self._runs_in_flight += 1
+        try:
+            if self.pool.enabled:
+                key = PoolKey.of(spec)
+                warm = self.pool.take(key)
+                if warm is not None:
+                    result = await self._run_pooled(warm, spec, argv, on_created)
+                    if result is not None:
+                        return result
+            return await self._run_cold(spec, argv, progress, on_created)
+        finally:
+            self._runs_in_flight -= 1  # before done(): the refill behind this run sees it finished
+            if key is not None:
+                self.pool.done(key)
+
+    def _busy_with_runs(self) -> bool:
+        """As many temporary runs under way as there are CPUs: the pool waits rather than compete with them."""
+        return self._runs_in_flight >= self._cpus
+
+    # -- cold ------------------------------------------------------------------------------------
+
+    async def _run_cold(
+        self,
+        spec: RunSpec,
+        argv: list[str],
+        progress: ProgressCallback | None,
+        on_created: Callable[[str], None] | None,
+    ) -> RunResult:
+        name = f"tmp-{secrets.token_hex(5)}"
+        full = full_name(self.instance, spec.agent, name)
+        started = time.monotonic()
+        stdin = as_bytes(spec.stdin)
+        self.leftovers.in_use.add(full)
+        create = asyncio.ensure_future(
+            self.containers.create(
+                spec, kind=Kind.TEMPORARY, name=name, command=argv, stdin_open=stdin is not None, progress=progress
+            )
+        )
+        try:
+            cid = await asyncio.shield(create)
+            if on_created:
+                on_created(cid)
+            return await self._run_created(cid, spec, stdin, started)
+        finally:
+            self.leftovers.in_use.discard(full)
+            self.leftovers.spawn_cleanup(self.leftovers.remove_after(create, full))
+
+    async def _run_created(self, cid: str, spec: RunSpec, stdin: bytes | None, started: float) -> RunResult:
+        if stdin is not None:
+            sock = await self.conn.call(lambda: self.conn.api.attach_socket(cid, params={"stdin": 1, "stream": 1}))
+            try:
+                await self.conn.call(lambda: self.conn.api.start(cid))
+                await self.conn.call(send_stdin, sock, stdin)
+            finally:
+                await self.conn.call(raw_socket(sock).close)
+        else:
+            await self.conn.call(lambda: self.conn.api.start(cid))
+        timed_out = False
+        try:
+            status = await asyncio.wait_for(self.conn.call(lambda: self.conn.api.wait(cid)), spec.timeout_s)
+        except TimeoutError:
+            timed_out = True
+            await quietly(self.conn.call(lambda: self.conn.api.kill(cid)))
+            status = await self.conn.call(lambda: self.conn.api.wait(cid))
+        exit_code = int(status.get("StatusCode", -1))
+        oom = False
+        if exit_code == 137 and not timed_out:
+            state = (await self.conn.call(lambda: self.conn.api.inspect_container(cid)))["State"]
+            oom = bool(state.get("OOMKilled"))
+        stdout, t_out = await self.conn.call(read_log, self.conn, cid, spec.output_cap, stderr=False)
+        stderr, t_err = await self.conn.call(read_log, self.conn, cid, spec.output_cap, stdout=False)
+        return RunResult(
+            id=cid,
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            timed_out=timed_out,
+            oom_killed=oom,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            truncated=t_out or t_err,
+        )
+
+    # -- pooled ----------------------------------------------------------------------------------
+
+    async def _run_pooled(
+        self, warm: Warm, spec: RunSpec, argv: list[str], on_created: Callable[[str], None] | None
+    ) -> RunResult | None:
+        """Exec the run's command in a warm container, which is removed afterwards whatever happened.
+
+        None when the command could not start there (the container is gone, a missing workdir or
+        program): nothing ran, and the caller goes the cold way, which behaves as it always did.
+        """
+        started = time.monotonic()
+        data = as_bytes(spec.stdin)
+        try:
+            self.leftovers.in_use.add(warm.id)
+            try:
+                session = await ExecSession.start(
+                    self.conn,
+                    warm.id,
+                    argv,
+                    stdin=data is not None,
+                    env=spec.env,
+                    workdir=spec.workdir or WORKSPACE,
+                    user=spec.user or host_user(),
+                )
+            except (NotFound, Conflict, docker.errors.APIError) as e:
+                # Gone, stopping, being removed (the engine restarting): nothing ran; the cold way decides.
+                logger.info("pooled container %s cannot take the run (%s): running cold", warm.id[:12], e)
+                return None
+            if on_created:
+                on_created(warm.id)
+            done = await session.finish(
+                data,
+                spec.timeout_s,
+                spec.output_cap,
+                on_timeout=lambda: quietly(self.conn.call(lambda: self.conn.api.kill(warm.id))),
+            )
+            code = done.state.get("ExitCode")
+            if code in (126, 127) and not done.err.size and EXEC_NOT_STARTED in done.out.text()[:300]:
+                return None
+            exit_code = 137 if done.timed_out and (code is None or done.state.get("Running")) else code
+            oom = exit_code == 137 and not done.timed_out and await self._oom_killed(warm.id)
+        finally:
+            self.leftovers.in_use.discard(warm.id)
+            self.leftovers.spawn_cleanup(self.leftovers.remove(warm.id))
+        return done.result(None if exit_code is None else int(exit_code), started, oom_killed=oom)
+
+    async def _oom_killed(self, cid: str) -> bool:
+        """Whether the memory cgroup of a pooled container killed a process (used once, so it was the run's).
+
+        The engine marks `State.OOMKilled` only when PID 1 dies of it; an exec'd process shows in the
+        cgroup's own counter, read here where the engine shares this machine's cgroup tree.
+        """
+        raw = await self.conn.call(lambda: self.conn.api.inspect_container(cid), what=f"container {cid}")
+        if raw.get("State", {}).get("OOMKilled"):
+            return True
+        parent = (raw.get("HostConfig", {}).get("CgroupParent") or "").strip("/")
+        return await asyncio.to_thread(oom_kills_in_cgroup, parent, cid) > 0
+
+    async def _create_idle(self, spec: ContainerSpec) -> Warm:
+        """Create and start a pooled container for `spec`'s key (never pulls: an unknown image is not pooled)."""
+        await self.containers.detect()
+        if not await self.images.poolable(spec.image):
+            raise InvalidParams(f"image {spec.image} has an entrypoint")
+        name = f"pool-{secrets.token_hex(5)}"
+        full = full_name(self.instance, spec.agent, name)
+        self.leftovers.in_use.add(full)  # ours while it is made (see made_here); the pool holds it from the return on
+        try:
+            cid = await self.containers.create(spec, kind=Kind.POOL, name=name, command=IDLE_COMMAND, pull=False)
+            try:
+                await self.conn.call(lambda: self.conn.api.start(cid))
+            except BaseException:
+                self.leftovers.spawn_cleanup(self.leftovers.remove(cid))
+                raise
+            return Warm(cid)
+        finally:
+            self.leftovers.in_use.discard(full)
+
+
+def oom_kills_in_cgroup(parent: str, cid: str, root: str = "/sys/fs/cgroup") -> int:
+    """The OOM kills counted in a container's memory cgroup (v1 `memory.oom_control`, v2 `memory.events`)."""
+    group = parent or "docker"
+    for path, field_name in (
+        (f"{root}/memory/{group}/{cid}/memory.oom_control", "oom_kill"),
+        (f"{root}/{group}/{cid}/memory.events", "oom_kill"),
+        (f"{root}/{group}/docker-{cid}.scope/memory.events", "oom_kill"),
+    ):
+        try:
+            with open(path) as f:
+                for line in f:
+                    name, _, value = line.partition(" ")
+                    if name == field_name:
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
