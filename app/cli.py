@@ -7,6 +7,7 @@ to the running app through its RPC port with the owner token. Nothing here impor
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -63,9 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     _limit_options(add, defaults=True)
     agents.add_parser("list", help="list agents")
-    rm = agents.add_parser("remove", help="remove an agent (its workspace is kept unless --delete-workspace)")
+    rm = agents.add_parser(
+        "remove", help="remove an agent and its containers (its workspace is kept unless --delete-workspace)"
+    )
     rm.add_argument("name")
-    rm.add_argument("--delete-workspace", action="store_true")
+    rm.add_argument("--delete-workspace", action="store_true", help="also delete its workspace folder")
+    rm.add_argument("--keep-containers", action="store_true", help="leave its containers (services) running")
     st = agents.add_parser("set", help="change an agent's limits and host folders")
     st.add_argument("name")
     _limit_options(st, defaults=False)
@@ -162,48 +166,103 @@ def _limits_table(limits: Limits) -> str:
     )
 
 
-def _agents(paths: Paths, args: argparse.Namespace) -> int:
+def _running_owner(paths: Paths) -> Any:
+    """A client of the Berth running on this data dir, as the owner; None when none answers."""
+    import urllib.request
+
+    from app.rpc.client import BerthClient, find_url
+
+    try:
+        url = find_url(paths.data_dir)
+        with urllib.request.urlopen(f"{url}/health", timeout=2):
+            pass
+    except (BerthError, OSError, ValueError):
+        return None
     agents, _vault = _open_agents(paths)
+    token = agents.owner_token()
+    return BerthClient(url, token, timeout=600) if token else None
+
+
+def _owner_call(paths: Paths, method: str, **params: Any) -> Any:
+    """Call an owner method: through the running Berth when one runs (so it, and its window, see the change at
+    once), else on the data dir with the same core, built here and closed again."""
+    client = _running_owner(paths)
+    if client is not None:
+        return client.call(method, **params)
+    return asyncio.run(_local_call(paths, method, params))
+
+
+async def _local_call(paths: Paths, method: str, params: dict[str, Any]) -> Any:
+    from app.core.agents import Principal
+    from app.core.application import Application
+    from app.rpc import owner_methods
+    from app.rpc.methods import Dispatcher
+
+    assert owner_methods.__name__  # imported for the owner methods it registers
+
+    core = Application(paths)  # not started: no server; the engine is reached only by what needs it
+    try:
+        return await Dispatcher(core).call(Principal(None), method, params)
+    finally:
+        await core.stop()
+
+
+def _limit_params(args: argparse.Namespace) -> dict[str, Any]:
+    names = {
+        "cpus": "cpus",
+        "memory": "memory",
+        "max_containers": "max_containers",
+        "at_limit": "at_limit",
+        "queue_timeout": "queue_timeout_s",
+        "network": "network",
+    }
+    return {field: getattr(args, opt) for opt, field in names.items() if getattr(args, opt, None) is not None}
+
+
+def _agents(paths: Paths, args: argparse.Namespace) -> int:
     if args.action == "add":
-        limits = Limits(args.cpus, args.memory, args.max_containers, args.at_limit, args.queue_timeout, args.network)
-        agent, token = agents.add(args.name, limits)
-        print(f"agent {agent.name}: {_limits_table(agent.limits)}")
+        agent = _owner_call(paths, "agents.add", name=args.name, **_limit_params(args))
+        print(f"agent {agent['name']}: {_limits_table(Limits(**agent['limits']))}")
         print("its token (shown once; keep it secret):")
-        print(token)
+        print(agent["token"])
     elif args.action == "list":
-        rows = agents.list()
+        rows = _owner_call(paths, "agents.list")
         if not rows:
             print("no agents yet: add one with `berth agents add NAME`")
         for a in rows:
-            print(f"{a.name:<20} {'enabled ' if a.enabled else 'disabled'} {_limits_table(a.limits)}")
-            for folder in a.host_folders:
+            limits = _limits_table(Limits(**a["limits"]))
+            print(f"{a['name']:<20} {'enabled ' if a['enabled'] else 'disabled'} {limits}")
+            for folder in a.get("host_folders") or []:
                 print(f"{'':<20} host folder: {display_text(folder)}")
     elif args.action == "remove":
-        agents.remove(args.name, delete_workspace=args.delete_workspace)
-        print(f"removed agent {args.name}")
+        done = _owner_call(
+            paths,
+            "agents.remove",
+            name=args.name,
+            containers=not args.keep_containers,
+            workspace=args.delete_workspace,
+        )
+        failed = done.get("containers_not_removed", 0)
+        print(f"removed agent {args.name}" + (f" ({failed} container(s) could not be removed)" if failed else ""))
     elif args.action == "set":
-        names = {
-            "cpus": "cpus",
-            "memory": "memory",
-            "max_containers": "max_containers",
-            "at_limit": "at_limit",
-            "queue_timeout": "queue_timeout_s",
-            "network": "network",
-        }
-        changes = {field: getattr(args, opt) for opt, field in names.items() if getattr(args, opt) is not None}
-        agent = agents.set_limits(args.name, **changes) if changes else agents.get(args.name)
+        params = _limit_params(args)
         if args.enabled is not None:
-            agent = agents.set_enabled(args.name, args.enabled)
+            params["enabled"] = args.enabled
         if args.host_folder or args.no_host_folders:
-            folders = [] if args.no_host_folders else list(agent.host_folders)
-            agent = agents.set_host_folders(args.name, folders + args.host_folder, _grant_check(paths))
-        print(f"agent {agent.name}: {_limits_table(agent.limits)}{'' if agent.enabled else ' (disabled)'}")
-        for folder in agent.host_folders:
+            current = [] if args.no_host_folders else _host_folders(paths, args.name)
+            params["host_folders"] = current + args.host_folder
+        agent = _owner_call(paths, "agents.set", name=args.name, **params)
+        print(
+            f"agent {agent['name']}: {_limits_table(Limits(**agent['limits']))}"
+            + ("" if agent["enabled"] else " (disabled)")
+        )
+        for folder in agent["host_folders"]:
             print(f"  host folder: {display_text(folder)}")
     elif args.action == "token":
         if args.rotate:
-            print(agents.rotate_token(args.name))
+            print(_owner_call(paths, "agents.rotate_token", name=args.name)["token"])
         else:
+            agents, _vault = _open_agents(paths)
             agents.get(args.name)
             token = agents.token(args.name)
             if token is None:
@@ -213,6 +272,11 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
                 return 1
             print(token)
     return 0
+
+
+def _host_folders(paths: Paths, name: str) -> list[str]:
+    agents, _vault = _open_agents(paths)
+    return list(agents.get(name).host_folders)
 
 
 def _grant_check(paths: Paths) -> Any:
@@ -267,31 +331,23 @@ def _approvals(paths: Paths, args: argparse.Namespace) -> int:
 
 
 def _trust(paths: Paths, args: argparse.Namespace) -> int:
-    from app.core.approvals import Approvals
-    from app.core.events import EventBus
     from app.core.host_access import ACCESS_WORDS, pattern_warnings
     from app.core.patterns import parse_pattern
-    from app.core.store import Store
-    from app.host import HostRunner
 
-    paths.ensure()
-    approvals = Approvals(Store(paths.db_path), HostRunner(), EventBus())
     if args.action == "list":
-        rows = approvals.list_patterns()
+        rows = _owner_call(paths, "trust.list")
         if not rows:
             print("no trusted patterns: every host command waits for your approval")
         for p in rows:
-            full = "  FULL ACCESS" if p.access == "host" else ""
-            print(f"{p.id:>4}  {p.agent or '(all agents)':<20} {p.pattern}{full}")
+            full = "  FULL ACCESS" if p["access"] == "host" else ""
+            print(f"{p['id']:>4}  {p['agent'] or '(all agents)':<20} {p['pattern']}{full}")
     elif args.action == "add":
-        if args.agent:
-            agents, _ = _open_agents(paths)
-            agents.get(args.agent)
-        p = approvals.add_pattern(args.pattern, args.agent, access="host" if args.full_access else "sandbox")
-        print(f"{p.id}: trusted {p.pattern!r} for {p.agent or 'all agents'}, {ACCESS_WORDS[p.access]}")
-        for warning in pattern_warnings(parse_pattern(p.pattern), p.access):
+        access = "host" if args.full_access else "sandbox"
+        p = _owner_call(paths, "trust.add", pattern=args.pattern, agent=args.agent, access=access)
+        print(f"{p['id']}: trusted {p['pattern']!r} for {p['agent'] or 'all agents'}, {ACCESS_WORDS[p['access']]}")
+        for warning in pattern_warnings(parse_pattern(p["pattern"]), p["access"]):
             print(f"warning: {warning}", file=sys.stderr)
     elif args.action == "remove":
-        approvals.remove_pattern(args.id)
+        _owner_call(paths, "trust.remove", id=args.id)
         print(f"removed pattern {args.id}")
     return 0

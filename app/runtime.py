@@ -15,6 +15,7 @@ import logging.handlers
 import os
 import sys
 
+import app.rpc.owner_methods  # noqa: F401  (registers the owner methods the command line uses)
 from app.config import Paths
 from app.core.application import Application
 from app.rpc.mcp import McpEndpoint

@@ -11,10 +11,12 @@ cancelled) simply leaves the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import secrets
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
 from app.core.events import EventBus
@@ -103,6 +105,23 @@ class Admission:
         gate.held.add(key)
         self._emit("admission.queued", agent)
 
+    @contextlib.asynccontextmanager
+    async def slot(self, agent: str, limits: Limits, what: str, *, reuse: str | None = None) -> AsyncIterator[Slot]:
+        """A slot for the block: taken (waiting in the queue, or refused, as the limits say), and given back
+        when the block ends -- unless `slot.keep(container_id)` made it a service's, which holds it while it
+        runs. `reuse`: a container that already holds a slot (a service restarted) takes no second one."""
+        if reuse is not None and self.holds(agent, reuse):
+            key = reuse
+        else:
+            key = f"{what.split()[0]}-{secrets.token_hex(6)}"
+            await self.acquire(agent, limits, key, what=what)
+        taken = Slot(self, agent, key)
+        try:
+            yield taken
+        finally:
+            if not taken.kept:
+                self.release(agent, key)
+
     def rekey(self, agent: str, old: str, new: str, *, service: bool = False) -> None:
         """A placeholder slot now belongs to a real container id (a service's slot lasts while it runs)."""
         gate = self._gate(agent)
@@ -158,3 +177,17 @@ class Admission:
     def _emit(self, topic: str, agent: str) -> None:
         if self._events is not None:
             self._events.emit(topic, agent)
+
+
+class Slot:
+    """A slot taken by `Admission.slot`; `keep(container_id)` hands it to a service that now runs."""
+
+    def __init__(self, admission: Admission, agent: str, key: str) -> None:
+        self._admission = admission
+        self.agent = agent
+        self.key = key
+        self.kept = False
+
+    def keep(self, container_id: str) -> None:
+        self._admission.rekey(self.agent, self.key, container_id, service=True)
+        self.kept = True

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import re
-import secrets
 import time
 from typing import Any
 
@@ -140,16 +139,13 @@ class Containers:
             stdin=stdin,
             output_cap=HISTORY_CAP,
         )
-        key = "run-" + secrets.token_hex(6)
-        await self._admission.acquire(agent.name, agent.limits, key, what=f"run {spec.image}")
-        started = time.time()
-        try:
+        async with self._admission.slot(agent.name, agent.limits, f"run {spec.image}") as slot:
+            key = slot.key
+            started = time.time()
             self._events.emit("run.started", {"agent": agent.name, "image": spec.image, "key": key})
             full = await self.engine.run_temporary(
                 spec, progress=self._progress(agent, spec.image), on_created=self._announce(agent, spec, key)
             )
-        finally:
-            self._admission.release(agent.name, key)
         await self._record(agent, spec, full, started)
         stdout, cut_out = _cut(full.stdout, OUTPUT_CAP)
         stderr, cut_err = _cut(full.stderr, OUTPUT_CAP)
@@ -235,14 +231,9 @@ class Containers:
         )
         if await self._named(agent, name) is not None:
             raise Conflict(f"a service named {name!r} already exists for agent {agent.name!r}")
-        key = "svc-" + secrets.token_hex(6)
-        await self._admission.acquire(agent.name, agent.limits, key, what=f"service {name}")
-        try:
+        async with self._admission.slot(agent.name, agent.limits, f"service {name}") as slot:
             info = await self.engine.start_service(spec, progress=self._progress(agent, spec.image))
-        except BaseException:
-            self._admission.release(agent.name, key)
-            raise
-        self._admission.rekey(agent.name, key, info.id, service=True)
+            slot.keep(info.id)  # a running service holds its slot until it stops
         await self._audit(agent, "service.start", info)
         return info
 
@@ -282,16 +273,9 @@ class Containers:
     ) -> ContainerInfo:
         """A restart is admitted like a new container unless the service already holds its slot."""
         info = await self._own(agent, ref)
-        key = info.id
-        if not self._admission.holds(agent.name, key):
-            key = "restart-" + secrets.token_hex(6)
-            await self._admission.acquire(agent.name, agent.limits, key, what=f"restart {info.name}")
-        try:
+        async with self._admission.slot(agent.name, agent.limits, f"restart {info.name}", reuse=info.id) as slot:
             after = await self.engine.restart(info.id, timeout_s)
-        except BaseException:
-            self._admission.release(agent.name, key)
-            raise
-        self._admission.rekey(agent.name, key, info.id, service=True)
+            slot.keep(info.id)
         await self._audit(agent, "container.restart", info, actor)
         return after
 

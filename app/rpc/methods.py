@@ -374,7 +374,15 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
             usage = await app.containers.usage(agent)
         else:
             usage = app.containers.usage_offline(agent) | {"cpus_in_use": None}
-        out.append({"name": agent.name, "limits": agent.limits.to_json(), "usage": usage, "enabled": agent.enabled})
+        out.append(
+            {
+                "name": agent.name,
+                "limits": agent.limits.to_json(),
+                "usage": usage,
+                "enabled": agent.enabled,
+                "host_folders": list(agent.host_folders),
+            }
+        )
     return out
 
 

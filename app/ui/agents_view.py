@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +36,7 @@ from app.ui.approval_queue import loop_running
 from app.ui.container_panel import EmptyState
 from app.ui.dialogs import confirm, run_dialog
 from app.ui.resources import icon
+from app.ui.row_model import RowTableModel
 from app.ui.slots import async_slot
 from app.ui.tasks import TaskSet
 from app.ui.token_dialog import TokenDialog
@@ -55,21 +56,10 @@ class AgentRow:
     usage: dict[str, Any] = field(default_factory=dict)
 
 
-class AgentTableModel(QAbstractTableModel):
+class AgentTableModel(RowTableModel):
     def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
+        super().__init__(HEADERS, parent)
         self._rows: list[AgentRow] = []
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
@@ -123,9 +113,7 @@ class AgentTableModel(QAbstractTableModel):
 
     def set_agents(self, agents: list[Agent]) -> None:
         usage = {r.agent.name: r.usage for r in self._rows}
-        self.beginResetModel()  # agents change rarely, by the person: a reset keeps this simple
-        self._rows = [AgentRow(a, usage.get(a.name, {})) for a in agents]
-        self.endResetModel()
+        self.reset_rows([AgentRow(a, usage.get(a.name, {})) for a in agents])  # changed rarely, by the person
 
     def set_usage(self, name: str, usage: dict[str, Any]) -> None:
         for i, r in enumerate(self._rows):
@@ -146,9 +134,12 @@ class AgentTableModel(QAbstractTableModel):
 class AgentsView(QWidget):
     message = Signal(str)
 
-    def __init__(self, app: Application, rpc_url: Any, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, app: Application, rpc_url: Any, parent: QWidget | None = None, *, patterns_changed: Any = None
+    ) -> None:
         super().__init__(parent)
         self.app = app
+        self._patterns_changed = patterns_changed  # the bridge's signal: open Agent Settings follow it
         self._rpc_url = rpc_url  # a callable: the RPC server's URL once it listens
         self.model = AgentTableModel(self)
         self.dialogs: list[Any] = []  # open dialogs (tests find them here)
@@ -352,11 +343,15 @@ class AgentsView(QWidget):
             return
         dialog = AgentSettingsDialog(self.app, a, self.window())
         dialog.patterns.message.connect(self.message)
+        if self._patterns_changed is not None:
+            self._patterns_changed.connect(dialog.patterns.on_changed)
         self.dialogs.append(dialog)
         await dialog.patterns.reload()
         try:
             await run_dialog(dialog)
         finally:
+            if self._patterns_changed is not None:
+                self._patterns_changed.disconnect(dialog.patterns.on_changed)
             self.dialogs.remove(dialog)
             dialog.deleteLater()
         await self.reload()

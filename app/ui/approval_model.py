@@ -14,13 +14,14 @@ import html
 import time
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont
 
 from app.core.approvals import ShellRequest
 from app.core.display import describe_suspicious, display_command, display_text, needs_warning
 from app.ui import format as fmt
 from app.ui.resources import icon
+from app.ui.row_model import RowTableModel
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -108,30 +109,18 @@ def outcome_text(req: ShellRequest) -> str:
     return f"{state} · by {who}"
 
 
-class RequestTableModel(QAbstractTableModel):
+class RequestTableModel(RowTableModel):
     """Shell requests as rows; `history=True` adds the outcome and exit code columns."""
 
     def __init__(self, *, history: bool = False, workspaces: str | None = None, parent: Any = None) -> None:
-        super().__init__(parent)
+        super().__init__(HISTORY_HEADERS if history else PENDING_HEADERS, parent)
         self.history = history
         self.workspaces = workspaces  # the real path of the workspaces folder: a folder in one reads `workspace/…`
-        self.headers = HISTORY_HEADERS if history else PENDING_HEADERS
         self._rows: list[ShellRequest] = []
         self._mono = QFont("monospace")
         self._mono.setStyleHint(QFont.StyleHint.Monospace)
 
     # -- data --------------------------------------------------------------------------------------
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.headers)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.headers[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -24,6 +23,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from app.model import ContainerInfo, PortBinding, RunRecord, Stats
 from app.ui import format as fmt
+from app.ui.row_model import RowTableModel
 
 COL_NAME, COL_AGENT, COL_KIND, COL_STATUS, COL_CPU, COL_MEMORY, COL_PORTS, COL_IMAGE, COL_AGE = range(9)
 HEADERS = ("Name", "Agent", "Kind", "Status", "CPU", "Memory", "Ports", "Image", "Age")
@@ -190,25 +190,14 @@ def port_links(row: PanelRow) -> list[tuple[str, str]]:
 _ROLES = frozenset({_DISPLAY, _FOREGROUND, _ALIGN, _TOOLTIP, ROW_ROLE, SORT_ROLE, PORTS_ROLE})
 
 
-class ContainerTableModel(QAbstractTableModel):
+class ContainerTableModel(RowTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(HEADERS, parent)
         self._rows: list[PanelRow] = []
         self._index: dict[str, int] = {}
         self._now = time.time()
 
     # -- Qt model interface ------------------------------------------------------------------------
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         # Called for every role of every visible cell on each repaint: leave early for the roles not served,

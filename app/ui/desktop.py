@@ -61,7 +61,7 @@ class Desktop(QObject):
         self.model = ContainerTableModel(self)
         self.feed = ContainerFeed(app, self.bridge, self.model, self)
         self.panel = ContainerPanel(app, self.feed)
-        views = WindowViews(app, self.rpc_url)
+        views = WindowViews(app, self.rpc_url, self.bridge)
         self.window = MainWindow(
             self.panel, views.queue, views.agents, str(app.paths.state_dir / "window.ini"), notices=[views.banner]
         )

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,7 +38,9 @@ from app.host import Access
 from app.ui.approval_detail import WarningList, mono_font, plain
 from app.ui.approval_model import FULL_ACCESS_COLOR, plain_tooltip
 from app.ui.resources import icon
+from app.ui.row_model import RowTableModel
 from app.ui.slots import async_slot
+from app.ui.tasks import WINDOW_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -48,26 +50,15 @@ PATTERN_ROLE = Qt.ItemDataRole.UserRole + 1
 ACCESS_LABELS = {"sandbox": "sandbox", "host": "full access"}
 
 
-class PatternTableModel(QAbstractTableModel):
+class PatternTableModel(RowTableModel):
     """Trusted patterns as rows: the pattern, its access, what it allows in words, and whose it is."""
 
     HEADERS = ("Pattern", "Access", "Allows", "For")
 
     def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
+        super().__init__(self.HEADERS, parent)
         self._rows: list[TrustedPattern] = []
         self._font = mono_font()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
@@ -102,9 +93,7 @@ class PatternTableModel(QAbstractTableModel):
         return None
 
     def set_patterns(self, patterns: list[TrustedPattern]) -> None:
-        self.beginResetModel()  # a handful of rows, changed by the person: a reset is fine here
-        self._rows = list(patterns)
-        self.endResetModel()
+        self.reset_rows(patterns)  # a handful of rows, changed by the person: a reset is fine here
 
     def patterns(self) -> list[TrustedPattern]:
         return list(self._rows)
@@ -232,6 +221,10 @@ class PatternsEditor(QWidget):
         self._selection()
 
     # -- loading -----------------------------------------------------------------------------------
+
+    def on_changed(self, _pattern: object = None) -> None:
+        """Patterns changed elsewhere (the command line, another dialog): show them as they are now."""
+        WINDOW_TASKS.spawn(self.reload())
 
     async def reload(self) -> None:
         try:

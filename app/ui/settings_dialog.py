@@ -2,10 +2,10 @@
 start at login, host commands (whether a sandbox works, the folders hidden from them) and the global
 trusted patterns.
 
-Saved to settings.json (`Settings.save`, in a thread). What can apply at once does (the default
-image for new containers, the approval expiry for new requests, notifications, the hidden folders:
-the runner reads them at every run); the RPC port and the engine endpoint need a restart, and the
-dialog says so next to them and after saving.
+Saved and applied by the core (`Owner.apply_settings`): what can apply at once does (the default
+image for new containers, the approval expiry -- waiting requests included --, notifications, the
+hidden folders: the runner reads them at every run); the RPC port and the engine endpoint need a
+restart, and the dialog says so next to them and after saving.
 """
 
 from __future__ import annotations

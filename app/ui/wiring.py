@@ -20,6 +20,7 @@ from app.core.approvals import ShellRequest
 from app.ui.agent_dialogs import run_dialog
 from app.ui.agents_view import AgentsView
 from app.ui.approval_queue import ApprovalQueue
+from app.ui.bridge import CoreBridge
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.tasks import WINDOW_TASKS
 from app.ui.tray import BannerChannel, Channel, Notifier, PendingBanner, Tray, TrayChannel
@@ -33,9 +34,9 @@ logger = logging.getLogger(__name__)
 class WindowViews:
     """The views of part 2, made before the window so that it is built with them."""
 
-    def __init__(self, app: Application, rpc_url: Callable[[], str | None]) -> None:
+    def __init__(self, app: Application, rpc_url: Callable[[], str | None], bridge: CoreBridge) -> None:
         self.queue = ApprovalQueue(app)
-        self.agents = AgentsView(app, rpc_url)
+        self.agents = AgentsView(app, rpc_url, patterns_changed=bridge.patternsChanged)
         self.banner = PendingBanner()  # under the engine banner: shown only without a tray, off the queue
 
 
@@ -148,6 +149,9 @@ class DesktopWiring(QObject):
         self.show_window()
         dialog = SettingsDialog(self.app, self.window, rpc_url=self._rpc_url())
         dialog.patterns.message.connect(self.window.show_message)
+        changed = self.desktop.bridge.patternsChanged
+        changed.connect(dialog.patterns.on_changed)  # a pattern added with the CLI shows at once
+        dialog.finished.connect(lambda _r: changed.disconnect(dialog.patterns.on_changed))
         self.settings_dialog = dialog
         self._settings_task = WINDOW_TASKS.spawn(self._run_settings(dialog))
         return dialog

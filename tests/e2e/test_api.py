@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from app.errors import Conflict, Forbidden, ImageUnavailable, InvalidParams, NotFound
-from tests.conftest import BUSYBOX
+from app.errors import Conflict, Forbidden, ImageUnavailable, InvalidParams, NotFound, Unauthorized
+from tests.conftest import BUSYBOX, docker_cli
 from tests.e2e.conftest import Server, berth
 
 HTTPD = "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"
@@ -155,3 +155,18 @@ def test_workspace_methods(server: Server) -> None:
     for bad in ("../x", "/etc/passwd", "a/../../x"):
         with pytest.raises(InvalidParams, match="path"):
             c.read(bad)
+
+
+def test_berth_agents_remove_does_what_the_window_does(server: Server) -> None:
+    """`berth agents remove` goes through the running core, as the window's Remove does: the agent's containers
+    and its network go too, its token stops working, and the audit says who (unless --keep-containers)."""
+    bob = server.client("bob")
+    svc = bob.start_service("web", image=BUSYBOX, command="sleep 300")
+    out = berth(server.data_dir, "agents", "remove", "bob")
+    assert "removed agent bob" in out.stdout
+    assert docker_cli("ps", "-aq", "--filter", f"id={svc['id']}").stdout.strip() == ""
+    with pytest.raises(Unauthorized):
+        bob.list()
+    mine = f"label=berth.instance={server.instance}"
+    nets = docker_cli("network", "ls", "-q", "--filter", mine, "--filter", "label=berth.agent=bob").stdout
+    assert nets.strip() == ""

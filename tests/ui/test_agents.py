@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +224,29 @@ async def test_the_agents_network_and_its_services_are_shown(harness: Harness) -
     name_tip = h.model.index(panel_row, COL_NAME).data(Qt.ItemDataRole.ToolTipRole)
     assert "reachable as 'db'" in name_tip
     await h.rpc("containers.remove", id=svc["id"], force=True)
+
+
+async def test_the_command_line_acts_through_the_running_app_and_the_window_shows_it(harness: Harness) -> None:
+    """`berth trust add` and `berth agents add` while the window is open: they go through this running core,
+    so an open Settings dialog lists the pattern and the Agents view the agent, without a reload."""
+    h = harness
+    h.window.show_view("agents")
+    dialog = h.desktop.wiring.open_settings()
+    await wait_until(lambda: dialog.patterns.model.rowCount() >= 0 and dialog.isVisible(), what="the Settings dialog")
+
+    def berth(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "app", "--data-dir", str(h.app.paths.data_dir), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+
+    await asyncio.to_thread(berth, "trust", "add", "uname -a")
+    await wait_until(
+        lambda: any(p.pattern == "uname -a" for p in dialog.patterns.model.patterns()),
+        what="the pattern in the open dialog",
+        timeout=5,
+    )
+    await asyncio.to_thread(berth, "agents", "add", "from-cli")
+    v = view(h)
+    await wait_until(lambda: v.model.row_of("from-cli") >= 0, what="the agent in the Agents view", timeout=5)
+    audit = await asyncio.to_thread(h.app.store.list_audit)
+    assert any(e["action"] == "trust.add" and e["actor"] == "you" for e in audit)
+    dialog.close()

@@ -207,3 +207,25 @@ async def test_warm_pool_is_a_group_of_its_own_and_a_pooled_run_shows_as_the_age
     served = h.model.get(serving()[0])
     assert served is not None and served.agent == "demo" and "sleep 2" in served.name
     assert (await task)["stdout"] == "pooled\n"
+
+
+async def test_a_restart_from_the_panel_is_admitted_like_the_agents_own(harness: Harness) -> None:
+    """The panel used to restart a stopped service straight on the engine: an agent at `max_containers` got
+    one more running container than its limit. Now the person's restart goes through admission too, and is
+    in the audit log as "you"."""
+    h = harness
+    await asyncio.to_thread(h.app.agents.set_limits, "demo", max_containers=1, at_limit="reject")
+    first = await h.rpc("services.start", name="first", image=BUSYBOX, command="sleep 300")
+    await wait_until(lambda: (r := h.model.get(first["id"])) is not None and r.running, what="the first service")
+    h.panel.select_key(first["id"])
+    assert await h.panel.stop_selected() == 1
+    second = await h.rpc("services.start", name="second", image=BUSYBOX, command="sleep 300")  # takes the slot
+    await wait_until(lambda: h.model.get(first["id"]) is not None, what="the stopped service row")
+    h.panel.select_key(first["id"])
+    assert await h.panel.restart_selected() == 0  # refused: the agent is at its limit
+    assert (await h.app.owner.inspect(first["id"])).status != "running"
+    await h.rpc("containers.remove", id=second["id"], force=True)
+    h.panel.select_key(first["id"])
+    assert await h.panel.restart_selected() == 1  # room again
+    audit = await asyncio.to_thread(h.app.store.list_audit)
+    assert any(e["action"] == "container.restart" and e["actor"] == "you" for e in audit)
