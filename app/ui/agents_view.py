@@ -32,14 +32,13 @@ from app.errors import BerthError
 from app.model import Agent
 from app.ui import format as fmt
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog
-from app.ui.approval_queue import loop_running
-from app.ui.container_panel import EmptyState
 from app.ui.dialogs import confirm, run_dialog
 from app.ui.resources import icon
 from app.ui.row_model import RowTableModel
 from app.ui.slots import async_slot
 from app.ui.tasks import TaskSet
 from app.ui.token_dialog import TokenDialog
+from app.ui.widgets import EmptyState, loop_running
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,11 @@ as rich text; the two rich labels (the agent's name in bold) escape it with `htm
 from __future__ import annotations
 
 import html
-import re
 import time
 from typing import Any
 
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QFont, QTextOption
+from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -39,22 +38,12 @@ from app.host import Access, SandboxStatus
 from app.ui import format as fmt
 from app.ui.approval_model import outcome_text
 from app.ui.resources import icon
+from app.ui.widgets import mono_font, plain
 
 WARNING_STYLE = "background: #fff4e5; border: 1px solid #f5c98b; border-radius: 6px; padding: 5px 8px; color: #7c2d12;"
 FULL_ACCESS_STYLE = "color: #b3261e; font-weight: 600;"
 SANDBOX_STYLE = "color: #1e6b41;"
 NEVER_RAN_STYLE = "color: #6b7280;"
-
-
-def plain(text: str) -> str:
-    """The core's messages quote code in backticks; a person reads quotation marks."""
-    return re.sub(r"`([^`]*)`", "“\\1”", text)
-
-
-def mono_font() -> QFont:
-    font = QFont("monospace")
-    font.setStyleHint(QFont.StyleHint.Monospace)
-    return font
 
 
 def command_block(object_name: str = "commandBlock", *, line_ends: bool = False) -> QPlainTextEdit:

@@ -38,8 +38,7 @@ from app.core.approvals import ShellRequest
 from app.core.patterns import parse_pattern
 from app.errors import BerthError
 from app.host import Access
-from app.ui.approval_detail import RequestDetail, plain
-from app.ui.approval_detail import mono_font as mono_font  # token_dialog imports it from here
+from app.ui.approval_detail import RequestDetail
 from app.ui.approval_model import (
     COL_ACCESS,
     COL_AGENT,
@@ -51,11 +50,11 @@ from app.ui.approval_model import (
     REQUEST_ROLE,
     RequestTableModel,
 )
-from app.ui.container_panel import EmptyState
 from app.ui.dialogs import confirm
 from app.ui.resources import icon
 from app.ui.slots import async_slot
 from app.ui.tasks import TaskSet
+from app.ui.widgets import EmptyState, loop_running, plain
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +62,6 @@ FULL_ACCESS_CONFIRM = (
     "It can read, change and delete any of your files, use the network, and reach what you are logged in to "
     "(SSH keys, the keyring, Docker). Approve only if you know what every part of it does."
 )
-
-
-def loop_running() -> bool:
-    try:
-        return asyncio.get_event_loop().is_running()
-    except RuntimeError:
-        return False
 
 
 class ApprovalQueue(QWidget):

@@ -12,16 +12,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, QRect, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
-    QColor,
     QDesktopServices,
-    QFont,
-    QFontMetrics,
     QKeySequence,
-    QMouseEvent,
-    QPainter,
     QShortcut,
 )
 from PySide6.QtWidgets import (
@@ -34,11 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
-    QPushButton,
     QStackedWidget,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -68,13 +59,13 @@ from app.ui.container_model import (
 )
 from app.ui.dialogs import confirm
 from app.ui.logs_viewer import LogsWindow
+from app.ui.port_delegate import PortDelegate
 from app.ui.resources import icon
 from app.ui.slots import async_slot
+from app.ui.widgets import EmptyState
 
 logger = logging.getLogger(__name__)
 
-LINK_COLOR = "#1f5f8b"
-PORT_GAP = 10
 COLUMN_WIDTHS = {
     COL_NAME: 220,
     COL_AGENT: 110,
@@ -88,102 +79,6 @@ COLUMN_WIDTHS = {
 }
 
 Index = QModelIndex | QPersistentModelIndex
-
-
-class PortDelegate(QStyledItemDelegate):
-    """Paints each published port as a link; a click opens `http://127.0.0.1:PORT`."""
-
-    linkActivated = Signal(str)
-
-    def _spans(self, option: QStyleOptionViewItem, index: Index) -> list[tuple[QRect, str, str]]:
-        links: list[tuple[str, str]] = index.data(PORTS_ROLE) or []
-        fm = QFontMetrics(option.font)
-        rect: QRect = option.rect
-        x = rect.left() + 6
-        out = []
-        for label, url in links:
-            w = fm.horizontalAdvance(label)
-            out.append((QRect(x, rect.top(), w, rect.height()), label, url))
-            x += w + PORT_GAP
-        return out
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        spans = self._spans(option, index)
-        if not spans:
-            super().paint(painter, option, index)
-            return
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        opt.text = ""
-        widget = opt.widget
-        style = widget.style() if widget else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
-        painter.save()
-        font = QFont(option.font)
-        font.setUnderline(True)
-        painter.setFont(font)
-        painter.setPen(QColor(LINK_COLOR))
-        clip: QRect = option.rect
-        painter.setClipRect(clip)
-        for rect, label, _url in spans:
-            painter.drawText(rect, int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft), label)
-        painter.restore()
-
-    def url_at(self, option: QStyleOptionViewItem, index: Index, pos: QPoint) -> str | None:
-        for rect, _label, url in self._spans(option, index):
-            if rect.adjusted(-3, 0, 3, 0).contains(pos):
-                return url
-        return None
-
-    def editorEvent(self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: Index) -> bool:
-        if isinstance(event, QMouseEvent):
-            url = self.url_at(option, index, event.position().toPoint())
-            if event.type() == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton and url:
-                self.linkActivated.emit(url)
-                return True
-            widget: Any = option.widget
-            if event.type() == QEvent.Type.MouseMove and widget is not None:
-                shape = Qt.CursorShape.PointingHandCursor if url else Qt.CursorShape.ArrowCursor
-                widget.viewport().setCursor(shape)
-        return super().editorEvent(event, model, option, index)
-
-
-class EmptyState(QWidget):
-    """What the panel shows when there is nothing to list: a title, what to do, maybe a button."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.picture = QLabel()
-        self.picture.setPixmap(icon("empty").pixmap(56, 56))
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.title = QLabel()
-        self.title.setObjectName("emptyTitle")
-        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text = QLabel()
-        self.text.setObjectName("emptyText")
-        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setWordWrap(True)
-        self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.button = QPushButton()
-        self.button.hide()
-        layout = QVBoxLayout(self)
-        layout.addStretch(2)
-        layout.addWidget(self.picture)
-        layout.addSpacing(8)
-        layout.addWidget(self.title)
-        layout.addWidget(self.text)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.button)
-        row.addStretch(1)
-        layout.addLayout(row)
-        layout.addStretch(3)
-
-    def show_state(self, title: str, text: str, button: str = "") -> None:
-        self.title.setText(title)
-        self.text.setText(text)
-        self.button.setText(button)
-        self.button.setVisible(bool(button))
 
 
 class ContainerPanel(QWidget):

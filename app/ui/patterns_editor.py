@@ -35,12 +35,13 @@ from app.core.host_access import pattern_warnings
 from app.core.patterns import PatternError, Verdict, check_command, explain_pattern, parse_pattern
 from app.errors import BerthError
 from app.host import Access
-from app.ui.approval_detail import WarningList, mono_font, plain
+from app.ui.approval_detail import WarningList
 from app.ui.approval_model import FULL_ACCESS_COLOR, plain_tooltip
 from app.ui.resources import icon
 from app.ui.row_model import RowTableModel
 from app.ui.slots import async_slot
 from app.ui.tasks import WINDOW_TASKS
+from app.ui.widgets import mono_font, plain
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.approval_queue import mono_font
 from app.ui.resources import icon
+from app.ui.widgets import mono_font
 
 logger = logging.getLogger(__name__)
 
