@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="grant a folder on this machine where its host commands may run (repeat for more)",
     )
     st.add_argument("--no-host-folders", action="store_true", help="take back every host folder granted before")
+    st.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="an image it may have pulled, besides images already here, e.g. 'python:*' (repeat for more)",
+    )
+    st.add_argument("--no-images", action="store_true", help="take back every image pattern given before")
     en = st.add_mutually_exclusive_group()
     en.add_argument("--enable", dest="enabled", action="store_true", default=None)
     en.add_argument("--disable", dest="enabled", action="store_false")
@@ -249,8 +257,11 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
         if args.enabled is not None:
             params["enabled"] = args.enabled
         if args.host_folder or args.no_host_folders:
-            current = [] if args.no_host_folders else _host_folders(paths, args.name)
+            current = [] if args.no_host_folders else list(_agent(paths, args.name).host_folders)
             params["host_folders"] = current + args.host_folder
+        if args.image or args.no_images:
+            current = [] if args.no_images else list(_agent(paths, args.name).images)
+            params["images"] = current + args.image
         agent = _owner_call(paths, "agents.set", name=args.name, **params)
         print(
             f"agent {agent['name']}: {_limits_table(Limits(**agent['limits']))}"
@@ -258,6 +269,8 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
         )
         for folder in agent["host_folders"]:
             print(f"  host folder: {display_text(folder)}")
+        for pattern in agent.get("images") or []:
+            print(f"  may pull: {display_text(pattern)}")
     elif args.action == "token":
         if args.rotate:
             print(_owner_call(paths, "agents.rotate_token", name=args.name)["token"])
@@ -274,9 +287,9 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_folders(paths: Paths, name: str) -> list[str]:
+def _agent(paths: Paths, name: str) -> Any:
     agents, _vault = _open_agents(paths)
-    return list(agents.get(name).host_folders)
+    return agents.get(name)
 
 
 def _grant_check(paths: Paths) -> Any:

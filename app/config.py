@@ -98,6 +98,7 @@ class Settings:
     pool_per_key: int = 2
     pool_idle_s: float = 300.0
     hidden_folders: list[str] = field(default_factory=list)  # more folders sandboxed host commands never see
+    image_patterns: list[str] = field(default_factory=list)  # images any agent may have pulled (e.g. "python:*")
 
     @classmethod
     def load(cls, path: Path) -> Settings:

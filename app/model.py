@@ -276,6 +276,7 @@ class Agent:
     enabled: bool = True
     created: float = 0.0
     host_folders: tuple[str, ...] = ()  # folders on the host the person granted for its host commands
+    images: tuple[str, ...] = ()  # image patterns it may have pulled, besides images already here
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.core.events import EventBus
+from app.core.images import check_pattern
 from app.core.store import Store
 from app.core.tokens import TokenVault, hash_token, new_token
 from app.core.workspace import Workspaces
@@ -126,6 +127,15 @@ class Agents:
         granted = tuple(dict.fromkeys(check(f) for f in folders))
         agent = self._store.update_agent(name, host_folders=granted)
         self._store.audit("agent.host_folders", name, actor="user", detail={"host_folders": list(granted)})
+        self._events.emit("agents.changed", agent)
+        return agent
+
+    def set_images(self, name: str, patterns: Sequence[str]) -> Agent:
+        """The images the agent may have pulled, besides those already on the machine (patterns like `python:*`)."""
+        self.get(name)
+        checked = tuple(dict.fromkeys(check_pattern(p) for p in patterns))
+        agent = self._store.update_agent(name, images=checked)
+        self._store.audit("agent.images", name, actor="user", detail={"images": list(checked)})
         self._events.emit("agents.changed", agent)
         return agent
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from app.core.admission import Admission
 from app.core.events import EventBus
+from app.core.images import ImagePolicy
 from app.core.store import Store
 from app.core.workspace import Workspaces
 from app.engine import Engine
@@ -58,6 +59,7 @@ class Containers:
         workspaces: Workspaces,
         events: EventBus,
         default_image: str,
+        images: ImagePolicy | None = None,
     ) -> None:
         self.engine = engine
         self._store = store
@@ -65,6 +67,7 @@ class Containers:
         self._workspaces = workspaces
         self._events = events
         self.default_image = default_image
+        self.images = images or ImagePolicy(engine.has_image, lambda: [])
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -139,6 +142,7 @@ class Containers:
             stdin=stdin,
             output_cap=HISTORY_CAP,
         )
+        await self.images.check(agent, spec.image)  # an image from elsewhere only if the person allows it
         async with self._admission.slot(agent.name, agent.limits, f"run {spec.image}") as slot:
             key = slot.key
             started = time.time()
@@ -231,6 +235,7 @@ class Containers:
         )
         if await self._named(agent, name) is not None:
             raise Conflict(f"a service named {name!r} already exists for agent {agent.name!r}")
+        await self.images.check(agent, spec.image)
         async with self._admission.slot(agent.name, agent.limits, f"service {name}") as slot:
             info = await self.engine.start_service(spec, progress=self._progress(agent, spec.image))
             slot.keep(info.id)  # a running service holds its slot until it stops

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.config import PREFERRED_IMAGES, Settings
+from app.core.images import check_pattern
 from app.errors import BerthError, InvalidParams, NotFound
 from app.model import LABEL_AGENT, LABEL_POOL_AGENT, Agent, ContainerInfo, EngineInfo, Kind, Limits, Stats
 
@@ -115,6 +117,9 @@ class Owner:
     async def set_host_folders(self, name: str, folders: Sequence[str]) -> Agent:
         return await asyncio.to_thread(self._app.set_host_folders, name, list(folders))
 
+    async def set_images(self, name: str, patterns: Sequence[str]) -> Agent:
+        return await asyncio.to_thread(self._app.agents.set_images, name, list(patterns))
+
     async def rotate_token(self, name: str) -> str:
         return await asyncio.to_thread(self._app.agents.rotate_token, name)
 
@@ -140,6 +145,7 @@ class Owner:
         requests included --, notifications, hidden folders). Returns what needs a restart."""
         app = self._app
         old = app.settings
+        new = replace(new, image_patterns=[check_pattern(p) for p in new.image_patterns])
         await asyncio.to_thread(new.save, app.paths.settings_file)
         app.settings = new
         app.approvals.expiry_s = new.approval_expiry_s

@@ -103,6 +103,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE trusted_patterns ADD COLUMN access TEXT NOT NULL DEFAULT 'sandbox';
     ALTER TABLE agents ADD COLUMN host_folders TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: the images an agent may have pulled, besides those already on the machine (app/core/images.py).
+    """
+    ALTER TABLE agents ADD COLUMN images TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 _SCHEMA_VERSION_DDL = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied REAL)"
@@ -274,6 +278,7 @@ class Store:
             enabled=bool(row["enabled"]),
             created=row["created"],
             host_folders=tuple(json.loads(row["host_folders"] or "[]")) if "host_folders" in row.keys() else (),  # noqa: SIM118
+            images=tuple(json.loads(row["images"] or "[]")) if "images" in row.keys() else (),  # noqa: SIM118
         )
 
     def add_agent(self, name: str, limits: Limits, token_hash: str) -> Agent:
@@ -308,10 +313,13 @@ class Store:
         enabled: bool | None = None,
         token_hash: str | None = None,
         host_folders: tuple[str, ...] | None = None,
+        images: tuple[str, ...] | None = None,
     ) -> Agent:
         changes: dict[str, Any] = {}
         if host_folders is not None:
             changes["host_folders"] = json.dumps(list(host_folders))
+        if images is not None:
+            changes["images"] = json.dumps(list(images))
         if limits is not None:
             changes["limits"] = json.dumps(limits.to_json())
         if enabled is not None:

@@ -13,11 +13,12 @@ import docker.errors
 
 from app.engine.connection import Connection
 from app.engine.cpugroups import CpuGroups
+from app.engine.faults import start_fault
 from app.engine.images import Images, ProgressCallback
 from app.engine.info import container_from_inspect, container_from_list
 from app.engine.networks import Networks
 from app.engine.policy import argv_of, create_kwargs, published_ports
-from app.errors import BerthError, Conflict, InvalidParams, NotFound
+from app.errors import BerthError, Conflict, NotFound
 from app.model import LABEL_INSTANCE, ContainerInfo, ContainerSpec, Kind, ServiceSpec
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class Containers:
         except BaseException as e:
             await quietly(self.conn.call(lambda: self.conn.api.remove_container(cid, force=True)))
             if isinstance(e, docker.errors.APIError | BerthError):
-                raise InvalidParams(f"the service could not start: {getattr(e, 'explanation', None) or e}") from e
+                raise start_fault(e, f"the service {spec.name!r}") from e  # the caller's fault, or the engine's
             raise
         return await self.inspect(cid)
 

@@ -19,13 +19,14 @@ import docker.errors
 from app.engine.connection import Connection
 from app.engine.containers import Containers, quietly
 from app.engine.execs import ExecSession
+from app.engine.faults import start_fault
 from app.engine.images import Images, ProgressCallback
 from app.engine.leftovers import Leftovers
 from app.engine.logs import read_log
 from app.engine.policy import IDLE_COMMAND, WORKSPACE, argv_of, full_name, host_user
 from app.engine.pool import PoolKey, Warm, WarmPool
 from app.engine.streams import as_bytes, raw_socket, send_stdin
-from app.errors import Conflict, InvalidParams, NotFound
+from app.errors import BerthError, Conflict, InvalidParams, NotFound
 from app.model import ContainerSpec, Kind, PoolConfig, RunResult, RunSpec
 
 logger = logging.getLogger(__name__)
@@ -113,15 +114,18 @@ class Runs:
             self.leftovers.spawn_cleanup(self.leftovers.remove_after(create, full))
 
     async def _run_created(self, cid: str, spec: RunSpec, stdin: bytes | None, started: float) -> RunResult:
-        if stdin is not None:
-            sock = await self.conn.call(lambda: self.conn.api.attach_socket(cid, params={"stdin": 1, "stream": 1}))
-            try:
+        try:
+            if stdin is not None:
+                sock = await self.conn.call(lambda: self.conn.api.attach_socket(cid, params={"stdin": 1, "stream": 1}))
+                try:
+                    await self.conn.call(lambda: self.conn.api.start(cid))
+                    await self.conn.call(send_stdin, sock, stdin)
+                finally:
+                    await self.conn.call(raw_socket(sock).close)
+            else:
                 await self.conn.call(lambda: self.conn.api.start(cid))
-                await self.conn.call(send_stdin, sock, stdin)
-            finally:
-                await self.conn.call(raw_socket(sock).close)
-        else:
-            await self.conn.call(lambda: self.conn.api.start(cid))
+        except (BerthError, docker.errors.APIError) as e:
+            raise start_fault(e, "the run") from e  # the caller's fault (a program not in the image) or the engine's
         timed_out = False
         try:
             status = await asyncio.wait_for(self.conn.call(lambda: self.conn.api.wait(cid)), spec.timeout_s)

@@ -35,6 +35,7 @@ def _agent_json(agent: Any) -> dict[str, Any]:
         "limits": agent.limits.to_json(),
         "enabled": agent.enabled,
         "host_folders": list(agent.host_folders),
+        "images": list(agent.images),
     }
 
 
@@ -62,6 +63,7 @@ async def agents_add(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     *LIMITS,
     Param("enabled", bool, None, nullable=True, description="Enable or disable the agent."),
     Param("host_folders", list, None, folder_list, nullable=True, description="The host folders it may use."),
+    Param("images", list, None, folder_list, nullable=True, description="Image patterns it may have pulled."),
     owner_only=True,
 )
 async def agents_set(app: Application, p: Principal, a: dict[str, Any]) -> Any:
@@ -73,6 +75,8 @@ async def agents_set(app: Application, p: Principal, a: dict[str, Any]) -> Any:
         agent = await owner.set_enabled(name, a["enabled"])
     if a["host_folders"] is not None:
         agent = await owner.set_host_folders(name, a["host_folders"])
+    if a["images"] is not None:
+        agent = await owner.set_images(name, a["images"])
     return _agent_json(agent)
 
 

@@ -191,6 +191,18 @@ class AgentSettingsDialog(QDialog):
         limits_page = QWidget()
         lp = QVBoxLayout(limits_page)
         lp.addWidget(self.form)
+        self.images = QLineEdit(", ".join(agent.images))
+        self.images.setObjectName("agentImages")
+        self.images.setPlaceholderText("none: only images already on this machine")
+        images_label = QLabel(
+            "Images it may have pulled, besides those already on this machine (patterns, comma-separated, e.g. "
+            "python:*, ghcr.io/my-org/*). Images for every agent are in Settings."
+        )
+        images_label.setObjectName("hint")
+        images_label.setWordWrap(True)
+        lp.addWidget(QLabel("May pull images:"))
+        lp.addWidget(self.images)
+        lp.addWidget(images_label)
         note = QLabel("Changes apply to the agent's next containers; running ones keep the limits they started with.")
         note.setObjectName("hint")
         note.setWordWrap(True)
@@ -316,6 +328,7 @@ class AgentSettingsDialog(QDialog):
                 queue_timeout_s=limits.queue_timeout_s,
                 network=limits.network,
             )
+            agent = await self.app.owner.set_images(self.agent.name, split_patterns(self.images.text()))
         except BerthError as e:
             self.error.setText(f"Not saved: {e.message}")
             self.error.show()
@@ -379,3 +392,8 @@ class RemoveAgentDialog(QDialog):
         layout.addWidget(ws_box)
         layout.addWidget(buttons)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+
+
+def split_patterns(text: str) -> list[str]:
+    """`python:*, ghcr.io/org/*` -> the patterns, in order, without blanks."""
+    return [p.strip() for p in text.replace("\n", ",").split(",") if p.strip()]

@@ -36,6 +36,7 @@ from app.config import PREFERRED_IMAGES, Settings
 from app.core.application import Application
 from app.core.host_access import SECRET_PATHS
 from app.host import SandboxStatus
+from app.ui.agent_dialogs import split_patterns
 from app.ui.folder_list import FolderList
 from app.ui.patterns_editor import PatternsEditor
 from app.ui.tasks import WINDOW_TASKS
@@ -113,6 +114,11 @@ class SettingsDialog(QDialog):
         form = QFormLayout(general)
         form.addRow("Default image:", self.image)
         form.addRow("", self.images_hint)
+        self.image_patterns = QLineEdit(", ".join(app.settings.image_patterns))
+        self.image_patterns.setObjectName("imagePatterns")
+        self.image_patterns.setPlaceholderText("none: only images already on this machine")
+        form.addRow("Agents may pull:", self.image_patterns)
+        form.addRow("", self._hint(None, "image patterns, comma-separated, e.g. python:*, ghcr.io/my-org/*"))
         form.addRow("Approval expiry:", self._hint(self.expiry, "a waiting command is refused after this"))
         form.addRow("", self.notifications)
         form.addRow("", self.autostart)
@@ -253,6 +259,7 @@ class SettingsDialog(QDialog):
             approval_expiry_s=float(self.expiry.value()),
             notifications=self.notifications.isChecked(),
             hidden_folders=self.hidden_folders.folders(),
+            image_patterns=split_patterns(self.image_patterns.text()),
         )
 
     def save(self) -> asyncio.Task[Settings | None]:
