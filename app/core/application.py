@@ -17,9 +17,11 @@ from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port, pool_con
 from app.core.admission import Admission
 from app.core.agents import Agents
 from app.core.approvals import Approvals
+from app.core.background import BackgroundRuns
 from app.core.containers import Containers
 from app.core.events import Event, EventBus
 from app.core.host_access import FolderPolicy, check_grant, hidden_paths
+from app.core.images import ImagePolicy
 from app.core.owner import Owner
 from app.core.store import Store
 from app.core.tokens import TokenVault
@@ -50,8 +52,15 @@ class Application:
         )
         self.admission = Admission(self.events)
         self.containers = Containers(
-            self.engine, self.store, self.admission, self.workspaces, self.events, PREFERRED_IMAGES[-1]
+            self.engine,
+            self.store,
+            self.admission,
+            self.workspaces,
+            self.events,
+            PREFERRED_IMAGES[-1],
+            ImagePolicy(self.engine.has_image, lambda: self.settings.image_patterns),
         )
+        self.background = BackgroundRuns(self.containers, self.events)
         self.host = HostRunner(hidden=self.hidden_paths)
         self.folders = FolderPolicy(paths, self.workspaces.path, lambda name: self.agents.get(name).host_folders)
         self.approvals = Approvals(
@@ -207,6 +216,7 @@ class Application:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self.background.close()  # runs end first: their containers are removed while the engine is there
         await self.approvals.close()
         await self.engine.aclose()
         self.store.close()
@@ -216,5 +226,6 @@ class Application:
         parts = [f"task {t.get_name()} ({t.get_coro()!r})" for t in self._tasks if not t.done()]
         parts += [f"engine task {t.get_name()}" for t in self.engine.tasks() if not t.done()]
         parts += [f"approval task {t.get_name()}" for t in self.approvals.tasks() if not t.done()]
+        parts += [f"run task {t.get_name()}" for t in self.background.tasks() if not t.done()]
         parts += [f"thread {t.name}" for t in self.engine.threads()]
         return parts

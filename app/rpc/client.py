@@ -4,6 +4,8 @@
     berth = BerthClient()                     # BERTH_URL / endpoint.json, BERTH_TOKEN
     r = berth.run("python3 -c 'print(6*7)'")
     print(r["stdout"])
+    job = berth.start("make test")           # a background run: returns at once
+    r = berth.wait(job["run_id"], wait_s=60)  # status "done" with the result, or "running" with output so far
 
 The URL comes from `url=`, `BERTH_URL`, or the running app's `endpoint.json`; the token from
 `token=` or `BERTH_TOKEN`. Errors are raised as the typed errors of `app.errors`.
@@ -114,6 +116,17 @@ class BerthClient:
 
     def run(self, command: str | list[str], **kw: Any) -> Any:
         return self.call("containers.run", command=command, **kw)
+
+    def start(self, command: str | list[str], **kw: Any) -> Any:
+        """A background run: `{"run_id", "status": "running"}` at once; then `wait` (or `cancel`) with the run_id."""
+        return self.call("containers.run", command=command, background=True, **kw)
+
+    def wait(self, run_id: str, wait_s: float = 0) -> Any:
+        """A background run's result once it has ended within `wait_s`, else its status and output so far."""
+        return self.call("containers.wait", run_id=run_id, wait_s=wait_s)
+
+    def cancel(self, run_id: str) -> Any:
+        return self.call("containers.cancel", run_id=run_id)
 
     def start_service(self, name: str, **kw: Any) -> Any:
         return self.call("services.start", name=name, **kw)

@@ -16,7 +16,7 @@ from app import __version__
 from app.core.agents import Principal
 from app.errors import Forbidden, MethodNotFound
 from app.model import SERVICE_NAME_RE, Agent
-from app.rpc.params import Param, abs_path, check, command, in_range, one_of, parse_params, ports, str_map
+from app.rpc.params import Param, abs_path, check, command, env_vars, in_range, one_of, parse_params, ports
 
 if TYPE_CHECKING:
     from app.core.application import Application
@@ -56,7 +56,14 @@ TIMEOUT = Param(
     in_range(0.1, 3600),
     description="Seconds before the command is killed (timed_out: true).",
 )
-ENV = Param("env", dict, None, str_map, nullable=True, description="Environment variables, name -> value.")
+ENV = Param(
+    "env",
+    (dict, list),
+    None,
+    env_vars,
+    nullable=True,
+    description="Environment variables as 'NAME=value' strings, e.g. ['DEBUG=1', 'MODE=fast'].",
+)
 WORKDIR = Param("workdir", str, "/workspace", abs_path, description="Absolute working directory.")
 STDIN = Param("stdin", str, None, nullable=True, description="Text fed to the command's standard input.")
 ID = Param("id", str, description="The container's id or name (as returned when it was started or listed).")
@@ -80,6 +87,7 @@ STOP_TIMEOUT = Param(
     description="Seconds to wait for a clean exit before killing it.",
 )
 REQUEST_ID = Param("request_id", str, description="The request_id that shell.request returned.")
+RUN_ID = Param("run_id", str, description="The run_id that starting the run returned.")
 
 
 def network(default: str) -> Param:
@@ -161,9 +169,48 @@ async def system_info(app: Application, p: Principal, a: dict[str, Any]) -> Any:
 # -- containers ----------------------------------------------------------------------------------
 
 
-@method("containers.run", RUN_COMMAND, IMAGE, ENV, WORKDIR, TIMEOUT, network("'none'"), STDIN)
+@method(
+    "containers.run",
+    RUN_COMMAND,
+    IMAGE,
+    ENV,
+    WORKDIR,
+    TIMEOUT,
+    network("'none'"),
+    STDIN,
+    Param(
+        "background",
+        bool,
+        False,
+        description="Return at once with a run_id instead of waiting; then containers.wait for the result.",
+    ),
+)
 async def containers_run(app: Application, p: Principal, a: dict[str, Any]) -> Any:
-    return (await app.containers.run(_agent(p), **a)).to_json()
+    agent = _agent(p)
+    if a.pop("background"):
+        run = await app.background.start(agent, **a)
+        return {"run_id": run.id, "status": "running"}
+    return (await app.background.run(agent, **a)).to_json()
+
+
+@method(
+    "containers.wait",
+    RUN_ID,
+    Param(
+        "wait_s",
+        (int, float),
+        0,
+        in_range(0, 600),
+        description="Seconds to wait for the run to end; if it is still running then, you get its output so far.",
+    ),
+)
+async def containers_wait(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await app.background.wait(_agent(p), a["run_id"], a["wait_s"])
+
+
+@method("containers.cancel", RUN_ID)
+async def containers_cancel(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await app.background.cancel(_agent(p), a["run_id"])
 
 
 @method(
@@ -381,6 +428,7 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
                 "usage": usage,
                 "enabled": agent.enabled,
                 "host_folders": list(agent.host_folders),
+                "images": list(agent.images),
             }
         )
     return out

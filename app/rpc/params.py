@@ -101,7 +101,12 @@ class Param:
         types = _json_types(self.kind)
         schema: dict[str, Any] = {"type": types[0]} if len(types) == 1 else {"anyOf": [{"type": t} for t in types]}
         if self.check is not None:
-            schema.update(copy.deepcopy(dict(self.check.schema)))  # the caller may change its copy
+            stated = copy.deepcopy(dict(self.check.schema))  # the caller may change its copy
+            if "type" in stated or "anyOf" in stated:
+                # The check states the types itself: `env` advertises only the form every client can take.
+                schema.pop("type", None)
+                schema.pop("anyOf", None)
+            schema.update(stated)
         if not self.required and self.default is not None:
             schema["default"] = self.default
         if self.description:
@@ -188,17 +193,28 @@ def command(v: Any) -> Any:
     return list(v)
 
 
-# A map of names to strings. OpenAI's strict mode rejects `additionalProperties` other than false on an
-# object (it wants every property named), so a strict-mode client cannot take this schema as it is; it is
-# what `env` is, it works with the MCP clients Berth is tested with, and changing it would change the API.
-@check(additionalProperties={"type": "string"})
-def str_map(v: Any) -> Any:
-    for key, value in v.items():
+# Environment variables: a map {"NAME": "value"}, or a list of "NAME=value" strings (as `docker run -e` takes
+# them; a later NAME wins). The schema advertises only the list: OpenAI's strict mode rejects a map (an object
+# with `additionalProperties` other than false), so that is the form every MCP client can send.
+@check(type="array", items={"type": "string", "pattern": "^[^=]+="})
+def env_vars(v: Any) -> Any:
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(v, list):
+        for item in v:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"each item must be a 'NAME=value' string, not {item!r:.60}")
+            name, _, value = item.partition("=")
+            pairs.append((name, value))
+    else:
+        pairs = list(v.items())
+    out: dict[str, str] = {}
+    for key, value in pairs:
         if not isinstance(value, str):
             raise ValueError(f"value of {key!r} must be a string")
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise ValueError(f"{key!r} is not a valid environment variable name")
-    return dict(v)
+        out[key] = value
+    return out
 
 
 @check(items={"anyOf": [{"type": "integer"}, {"type": "string"}]}, maxItems=32)

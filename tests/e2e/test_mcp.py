@@ -22,12 +22,15 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from app.rpc.client import BerthClient
-from app.rpc.mcp import TOOLS, TOOLS_BY_NAME, McpEndpoint
-from tests.conftest import BUSYBOX
+from app.rpc.mcp import HINTS, TOOLS, TOOLS_BY_NAME, WAIT_S, McpEndpoint
+from tests.conftest import BUSYBOX, docker_cli
 from tests.e2e.conftest import Server, berth
 
 TOOL_NAMES = {
     "run_command",
+    "start_command",
+    "wait_command",
+    "cancel_command",
     "start_service",
     "exec_in_service",
     "list_containers",
@@ -68,10 +71,21 @@ async def call(session: ClientSession, tool: str, **arguments: Any) -> Any:
 
 
 async def call_error(session: ClientSession, tool: str, **arguments: Any) -> tuple[str, dict[str, Any]]:
+    """Call a tool that must fail; every failure has one shape: the message and "What to do:" as text, and the
+    JSON-RPC error (code, message, data with kind and hint) as structured content."""
     r = await session.call_tool(tool, arguments)
     assert r.is_error, f"{tool} should have failed"
-    assert isinstance(r.content[0], types.TextContent)
-    return r.content[0].text, r.structured_content["error"]
+    assert isinstance(r.content[0], types.TextContent) and len(r.content) == 1
+    error = r.structured_content["error"]
+    assert set(error) == {"code", "message", "data"} and {"kind", "hint"} <= set(error["data"])
+    assert r.content[0].text == f"{error['message']}\nWhat to do: {error['data']['hint']}"
+    return r.content[0].text, error
+
+
+def same_error(mcp: dict[str, Any], rpc: dict[str, Any]) -> bool:
+    """The MCP tool error is /rpc's, with a hint also where /rpc has none (a default for its kind)."""
+    hint = rpc["data"].get("hint") or HINTS[rpc["data"]["kind"]]
+    return mcp == {**rpc, "data": {**rpc["data"], "hint": hint}}
 
 
 def post(
@@ -159,9 +173,64 @@ async def test_tools_over_mcp(server: Server) -> None:
         text, err = await call_error(s, "read_file", path="../outside")
         assert err["code"] == -32602
         text, err = await call_error(s, "run_command", command="true", image="berth/nope:0")
-        assert err["code"] == -32008 and err["data"]["hint"] and f"What to do: {err['data']['hint']}" in text
-        r = await s.call_tool("no_such_tool", {})
-        assert r.is_error
+        assert err["code"] in (-32602, -32008) and "berth/nope:0" in text  # not allowed to be pulled, or not there
+        text, err = await call_error(s, "no_such_tool")
+        assert err["code"] == -32601 and err["data"]["kind"] == "method_not_found" and "run_command" in text
+        text, err = await call_error(s, "run_command", command="true", env=["NOVALUE"])
+        assert err["code"] == -32602 and text.startswith("env: ")
+
+
+async def test_commands_that_outlast_the_wait_run_on_in_the_background(server: Server) -> None:
+    """run_command answers within wait_s (default 3 s, for clients that give up after 5 s); the run goes on."""
+    async with mcp_session(server, server.tokens["alice"]) as s:
+        started = time.monotonic()
+        r = await call(s, "run_command", command="echo begun; sleep 6; echo ended", image=BUSYBOX)
+        assert WAIT_S <= time.monotonic() - started < WAIT_S + 1.5
+        assert r["status"] == "running" and r["run_id"] and "wait_command" in r["next"] and r["run_id"] in r["next"]
+        while r["status"] == "running":
+            before = time.monotonic()
+            r = await call(s, "wait_command", run_id=r["run_id"])
+            assert time.monotonic() - before < WAIT_S + 1.5
+        assert (r["status"], r["exit_code"], r["stdout"]) == ("done", 0, "begun\nended\n") and "next" not in r
+        # A quick command comes back done in the same call; a longer wait_s waits longer.
+        r = await call(s, "run_command", command="echo quick", image=BUSYBOX)
+        assert (r["status"], r["stdout"]) == ("done", "quick\n")
+        r = await call(s, "run_command", command="sleep 4; echo waited", image=BUSYBOX, wait_s=20)
+        assert (r["status"], r["stdout"]) == ("done", "waited\n")
+        # start_command returns at once; cancel_command stops it.
+        started = time.monotonic()
+        job = await call(s, "start_command", command="sleep 60", image=BUSYBOX)
+        assert time.monotonic() - started < 2 and job["status"] == "running" and "wait_command" in job["next"]
+        assert (await call(s, "wait_command", run_id=job["run_id"], wait_s=0))["status"] == "running"
+        r = await call(s, "cancel_command", run_id=job["run_id"])
+        assert r["status"] == "cancelled" and r["exit_code"] is None
+        # Another agent cannot see or stop it.
+        async with mcp_session(server, server.tokens["bob"]) as bob:
+            _, err = await call_error(bob, "wait_command", run_id=job["run_id"])
+            assert err["code"] == -32004
+        # A bad wait_s is refused before anything starts.
+        _, err = await call_error(s, "run_command", command="touch /workspace/started", wait_s=601)
+        assert err["code"] == -32602 and "wait_s" in err["message"]
+        assert not (server.data_dir / "workspaces" / "alice" / "started").exists()
+
+
+async def test_a_run_whose_caller_left_before_learning_its_id_is_stopped(server: Server) -> None:
+    """The client gives up on run_command before the answer (with the run_id) comes: nobody could ever ask for
+    that run, so Berth stops it and removes its container."""
+    async with mcp_session(server, server.tokens["alice"]) as s:
+        with pytest.raises(MCPError):
+            await s.call_tool(
+                "run_command", {"command": "sleep 120", "image": BUSYBOX, "wait_s": 30}, read_timeout_seconds=2
+            )
+
+        async def no_run_left() -> bool:
+            out = docker_cli("ps", "-q", "--filter", f"label=berth.instance={server.instance}").stdout
+            ids = out.split()
+            # Warm pooled containers idle (no process but the idle one); the run's own is gone.
+            busy = [i for i in ids if "sleep 120" in docker_cli("top", i, check=False).stdout]
+            return not busy
+
+        await wait_for(no_run_left, timeout=20)
 
 
 async def test_host_command_waits_for_approval(server: Server) -> None:
@@ -234,16 +303,16 @@ async def test_results_match_json_rpc(server: Server) -> None:
             status, reply = server.raw(
                 {"jsonrpc": "2.0", "id": 1, "method": method, "params": args}, token=server.tokens["alice"]
             )
-            assert status == 200 and err == reply["error"], tool
+            assert status == 200 and same_error(err, reply["error"]), tool
 
 
 async def test_tokens_browsers_and_other_agents_are_refused(server: Server) -> None:
     # The same JSON-RPC error bodies as /rpc.
     status, headers, body = post(server, INITIALIZE, token=None)
     assert status == 401 and "Bearer" in headers["WWW-Authenticate"]
-    assert json.loads(body)["error"] == server.raw({}, token=None)[1]["error"]
+    assert same_error(json.loads(body)["error"], server.raw({}, token=None)[1]["error"])
     status, _, body = post(server, INITIALIZE, token="not-a-token")
-    assert status == 401 and json.loads(body)["error"] == server.raw({}, token="not-a-token")[1]["error"]
+    assert status == 401 and same_error(json.loads(body)["error"], server.raw({}, token="not-a-token")[1]["error"])
     status, _, body = post(server, INITIALIZE, token=server.owner().token)
     error = json.loads(body)["error"]
     assert status == 403 and error["data"]["kind"] == "forbidden" and "agent" in error["message"]
