@@ -4,9 +4,9 @@ A run is a core object with an id, the agent that owns it, its output so far and
 result, kept for an hour. A blocking `containers.run` is a background run that its caller waits on, so both go
 one way: `Containers.run` (admission, limits, timeout, output caps, removal, history).
 
-Output so far: the engine hands a run's output over only when the run ends. Until then the core reads the log
-of the run's container (`Engine.logs`), which it learns from the `run.container` event that `Containers.run`
-emits once the container is there. See `output_so_far` for what that log can and cannot show.
+Output so far: `Engine.output_so_far` of the run's container, which the core learns from the `run.container`
+event that `Containers.run` emits once the container is there (the exec buffers of a pooled run, the log of a
+run in its own container; stdout and stderr apart either way).
 """
 
 from __future__ import annotations
@@ -154,20 +154,14 @@ class BackgroundRuns:
         return self._result(run)
 
     async def output_so_far(self, run: BackgroundRun) -> tuple[str, str]:
-        """(stdout, stderr) the run has written so far, as far as the core can see it before the run ends.
-
-        This is the container's log, in which Docker keeps stdout and stderr interleaved: all of it is given as
-        stdout, and stderr stays empty until the run ends (the result then has both, apart). A run served by a
-        warm pooled container runs as an exec, whose output reaches only the engine's own stream: nothing shows
-        until it ends. Both need the engine to hand out its buffers while a run goes on.
-        """
+        """(stdout, stderr) the run has written so far, apart: from the engine's buffers of a pooled run (an
+        exec), else from the container's log."""
         if run.container_id is None:  # still queued for a slot, or its container is being made
             return "", ""
         try:
-            text, _ = await self._containers.engine.logs(run.container_id, cap=OUTPUT_CAP)
+            return await self._containers.engine.output_so_far(run.container_id, cap=OUTPUT_CAP)
         except BerthError:  # gone in the meantime: the run is ending
             return "", ""
-        return text, ""
 
     def _own(self, agent: Agent, run_id: str) -> BackgroundRun:
         run = self._runs.get(run_id) if isinstance(run_id, str) else None

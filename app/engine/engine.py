@@ -192,6 +192,10 @@ class Engine:
     ) -> tuple[str, bool]:
         return await self._logs.read(ref, tail=tail, since=since, timestamps=timestamps, cap=cap)
 
+    async def output_so_far(self, cid: str, *, cap: int = LOGS_CAP) -> tuple[str, str]:
+        """(stdout, stderr) that a temporary run going on has written so far, apart (its container id)."""
+        return await self._runs.output_so_far(cid, cap)
+
     def follow_logs(self, ref: str, *, tail: int | None = 1000, timestamps: bool = False) -> AsyncGenerator[str, None]:
         """Yield a container's log text (stdout and stderr interleaved) as it comes, until the container stops
         or the consumer stops iterating. A thread and a client of its own: it never holds a pooled connection."""

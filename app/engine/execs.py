@@ -86,9 +86,13 @@ class ExecSession:
         timeout_s: float,
         output_cap: int,
         on_timeout: Callable[[], Awaitable[None]],
+        buffers: tuple[CappedBuffer, CappedBuffer] | None = None,
     ) -> ExecOutcome:
-        """Send `stdin`, read the output until the process ends or `timeout_s` (then `on_timeout` kills it)."""
-        out, err = CappedBuffer(output_cap), CappedBuffer(output_cap)
+        """Send `stdin`, read the output until the process ends or `timeout_s` (then `on_timeout` kills it).
+
+        `buffers`: (stdout, stderr) to fill, for a caller that shows the output while the process runs.
+        """
+        out, err = buffers or (CappedBuffer(output_cap), CappedBuffer(output_cap))
         timed_out = False
         try:
             if stdin is not None:

@@ -25,7 +25,7 @@ from app.engine.leftovers import Leftovers
 from app.engine.logs import read_log
 from app.engine.policy import IDLE_COMMAND, WORKSPACE, argv_of, full_name, host_user
 from app.engine.pool import PoolKey, Warm, WarmPool
-from app.engine.streams import as_bytes, raw_socket, send_stdin
+from app.engine.streams import CappedBuffer, as_bytes, raw_socket, send_stdin
 from app.errors import BerthError, Conflict, InvalidParams, NotFound
 from app.model import ContainerSpec, Kind, PoolConfig, RunResult, RunSpec
 
@@ -52,6 +52,8 @@ class Runs:
         self.images = images
         self.leftovers = leftovers
         self._runs_in_flight = 0
+        # The output buffers of pooled runs going on (an exec's output reaches only its stream), by container.
+        self.live: dict[str, tuple[CappedBuffer, CappedBuffer]] = {}
         self._cpus = max(1, os.cpu_count() or 1)
         self.pool = WarmPool(self._create_idle, leftovers.remove, pool_config, busy=self._busy_with_runs)
 
@@ -80,6 +82,16 @@ class Runs:
             self._runs_in_flight -= 1  # before done(): the refill behind this run sees it finished
             if key is not None:
                 self.pool.done(key)
+
+    async def output_so_far(self, cid: str, cap: int) -> tuple[str, str]:
+        """(stdout, stderr) a temporary run has written so far: a pooled run's exec buffers, else its log."""
+        live = self.live.get(cid)
+        if live is not None:
+            out, err = live
+            return out.text()[:cap], err.text()[:cap]
+        stdout, _ = await self.conn.call(read_log, self.conn, cid, cap, stderr=False)
+        stderr, _ = await self.conn.call(read_log, self.conn, cid, cap, stdout=False)
+        return stdout, stderr
 
     def _busy_with_runs(self) -> bool:
         """As many temporary runs under way as there are CPUs: the pool waits rather than compete with them."""
@@ -179,6 +191,7 @@ class Runs:
                 # Gone, stopping, being removed (the engine restarting): nothing ran; the cold way decides.
                 logger.info("pooled container %s cannot take the run (%s): running cold", warm.id[:12], e)
                 return None
+            buffers = self.live[warm.id] = (CappedBuffer(spec.output_cap), CappedBuffer(spec.output_cap))
             if on_created:
                 on_created(warm.id)
             done = await session.finish(
@@ -186,6 +199,7 @@ class Runs:
                 spec.timeout_s,
                 spec.output_cap,
                 on_timeout=lambda: quietly(self.conn.call(lambda: self.conn.api.kill(warm.id))),
+                buffers=buffers,
             )
             code = done.state.get("ExitCode")
             if code in (126, 127) and not done.err.size and EXEC_NOT_STARTED in done.out.text()[:300]:
@@ -193,6 +207,7 @@ class Runs:
             exit_code = 137 if done.timed_out and (code is None or done.state.get("Running")) else code
             oom = exit_code == 137 and not done.timed_out and await self._oom_killed(warm.id)
         finally:
+            self.live.pop(warm.id, None)
             self.leftovers.in_use.discard(warm.id)
             self.leftovers.spawn_cleanup(self.leftovers.remove(warm.id))
         return done.result(None if exit_code is None else int(exit_code), started, oom_killed=oom)

@@ -149,20 +149,47 @@ def cold_server(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_output_so_far_of_a_run_in_its_own_container(cold_server: Server) -> None:
-    """The container's log while the run goes on: stdout and stderr together (Docker's log interleaves them)."""
-    alice = cold_server.client("alice")
+    """The container's log while the run goes on, stdout and stderr apart."""
+    _shows_output_so_far(cold_server)
+
+
+def test_output_so_far_of_a_run_served_by_a_warm_container(tmp_path: Path) -> None:
+    """A pooled run is an exec, whose output reaches only the engine's stream: the engine hands its buffers out."""
+    s = Server(tmp_path / "data", env={"BERTH_POOL": "1"})
+    s.add_agent("alice")
+    s.start()
+    try:
+        s.client("alice").run("true", image=BUSYBOX)  # now a warm container waits for the next run
+        wait_for(lambda: len(pool_containers(s.instance)) >= 1, "a warm container")
+        ready = set(pool_containers(s.instance))
+        result = _shows_output_so_far(s)
+        assert result["id"] in ready, "the run should have been served by a warm container"
+    finally:
+        s.stop()
+        remove_instance_containers(s.instance)
+
+
+def pool_containers(instance: str) -> list[str]:
+    return docker_cli(
+        "ps", "-q", "--no-trunc", "--filter", f"label=berth.instance={instance}", "--filter", "label=berth.kind=pool"
+    ).stdout.split()
+
+
+def _shows_output_so_far(server: Server) -> dict[str, object]:
+    alice = server.client("alice")
     job = alice.start("echo first; echo oops >&2; sleep 30; echo never", image=BUSYBOX)
     seen: dict[str, str] = {}
 
     def shows_both() -> bool:
         seen.update(alice.wait(job["run_id"], wait_s=0.2))
-        return "first\n" in seen["stdout_so_far"] and "oops\n" in seen["stdout_so_far"]
+        return seen["stdout_so_far"] == "first\n" and seen["stderr_so_far"] == "oops\n"
 
-    wait_for(shows_both, "the output so far", timeout=30)
-    assert seen["status"] == "running" and seen["stderr_so_far"] == "" and "never" not in seen["stdout_so_far"]
+    wait_for(shows_both, "the output so far, stdout and stderr apart", timeout=30)
+    assert seen["status"] == "running"
     r = alice.cancel(job["run_id"])
     # What the run had written when it was cancelled stays in its result.
-    assert r["status"] == "cancelled" and "first\n" in r["stdout"]
+    assert r["status"] == "cancelled" and r["stdout"] == "first\n" and r["stderr"] == "oops\n"
+    return r
 
 
 # -- in-process: the core itself ---------------------------------------------------------------------
