@@ -99,6 +99,9 @@ class Settings:
     pool_idle_s: float = 300.0
     hidden_folders: list[str] = field(default_factory=list)  # more folders sandboxed host commands never see
     image_patterns: list[str] = field(default_factory=list)  # images any agent may have pulled (e.g. "python:*")
+    history_days: float = 7.0  # finished runs are kept this long...
+    history_max_runs: int = 10_000  # ...and at most this many (whichever comes first)
+    notify_service_exits: bool = True  # a notification when a service exits by itself or is OOM-killed
 
     @classmethod
     def load(cls, path: Path) -> Settings:

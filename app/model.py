@@ -193,6 +193,7 @@ class ContainerInfo:
     cpu_group: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     network: str = ""  # "none", or the agent network's name (a service is reachable there by `name`)
+    command: str = ""  # the command it runs, on one line (for the panel's tooltip)
 
     @property
     def running(self) -> bool:
@@ -218,6 +219,66 @@ class ContainerInfo:
             "created": self.created,
             "ports": {k: v.to_json() for k, v in self.ports.items()},
         }
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    """A mount of a container: `bind` (a host folder), `volume` or `tmpfs`."""
+
+    type: str
+    source: str
+    destination: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """A network a container is on, the names it answers to there, and its address."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    ip: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerDetail:
+    """Everything the Container Panel's detail pane shows of one container (the engine's inspect, in plain
+    terms). `env` holds values as they are: hiding the secret-looking ones is the view's job."""
+
+    info: ContainerInfo
+    command: tuple[str, ...] = ()  # entrypoint and arguments, as the container runs them
+    created_at: str | None = None  # ISO 8601 from the engine
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    restart_count: int = 0
+    restart_policy: str = ""
+    user: str = ""
+    workdir: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    mounts: tuple[MountInfo, ...] = ()
+    networks: tuple[NetworkAttachment, ...] = ()
+    memory_limit: int | None = None
+    cpus: float | None = None  # a quota of this container's own; None when it shares its agent's group
+    cpu_group: str | None = None  # the agent's CPU group (cgroup parent), when it has one
+    pids_limit: int | None = None
+    cap_drop: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    read_only_root: bool = False
+    init: bool = False
+    tty: bool = False
+
+
+@dataclass(frozen=True)
+class StatsSample:
+    """One stats reading of a container at `at` (unix time), for the detail pane's graphs."""
+
+    at: float
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit_bytes: int | None
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,16 @@ from typing import Any
 from app.config import PREFERRED_IMAGES, Paths, Settings, env_rpc_port, pool_config
 from app.core.admission import Admission
 from app.core.agents import Agents
+from app.core.alerts import Alerts
 from app.core.approvals import Approvals
 from app.core.background import BackgroundRuns
 from app.core.containers import Containers
 from app.core.events import Event, EventBus
+from app.core.history import History
 from app.core.host_access import FolderPolicy, check_grant, hidden_paths
 from app.core.images import ImagePolicy
 from app.core.owner import Owner
+from app.core.stats_history import StatsHistory
 from app.core.store import Store
 from app.core.tokens import TokenVault
 from app.core.workspace import Workspaces
@@ -34,6 +37,7 @@ from app.model import Agent, ContainerEvent, Kind, PoolStatus
 logger = logging.getLogger(__name__)
 
 RECONNECT_MAX_S = 5.0
+HISTORY_PRUNE_S = 600.0  # the run history is brought within the retention setting this often (and at start)
 
 
 class Application:
@@ -67,6 +71,9 @@ class Application:
             self.store, self.host, self.events, expiry_s=self.settings.approval_expiry_s, folders=self.folders
         )
         self.rpc_port = rpc_port if rpc_port is not None else env_rpc_port(self.settings.rpc_port)
+        self.history = History(self.store)
+        self.stats_history = StatsHistory()
+        self.alerts = Alerts(self.events, lambda agent: len(self.admission.queued(agent)))
         self.owner = Owner(self)
         self.engine_available = False
         self._events_since: float | None = None
@@ -93,6 +100,7 @@ class Application:
         await self.approvals.start()
         await self._engine_up()
         self._spawn(self._watch_engine())
+        self._spawn(self._keep_history())
 
     async def _engine_up(self) -> bool:
         """On start and on reconnect: reconcile leftovers, pick the default image, recount services."""
@@ -170,6 +178,19 @@ class Application:
             except BerthError as e:
                 logger.debug("could not recount %s's services: %s", ev.agent, e)
 
+    async def _keep_history(self) -> None:
+        """Prune the run history to the retention setting now and every HISTORY_PRUNE_S, in a worker thread."""
+        while True:
+            try:
+                await self.owner.prune_history()
+            except Exception:
+                logger.exception("could not prune the run history")
+            await asyncio.sleep(HISTORY_PRUNE_S)
+
+    def spawn_history_prune(self) -> None:
+        """Prune the run history now (a retention setting changed), without waiting for it."""
+        self._spawn(self.owner.prune_history())
+
     def _on_agents_changed(self, event: Event) -> None:
         """An agent's limits changed, it was disabled or removed: its warm containers no longer fit."""
         agent = event.data
@@ -216,6 +237,7 @@ class Application:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        self.alerts.close()
         await self.background.close()  # runs end first: their containers are removed while the engine is there
         await self.approvals.close()
         await self.engine.aclose()

@@ -10,14 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.config import PREFERRED_IMAGES, Settings
+from app.core.history import ExitFilter, SearchResult
 from app.core.images import check_pattern
-from app.errors import BerthError, InvalidParams, NotFound
-from app.model import LABEL_AGENT, LABEL_POOL_AGENT, Agent, ContainerInfo, EngineInfo, Kind, Limits, Stats
+from app.core.terminal import TerminalPlan, plan_terminal
+from app.errors import BerthError, Conflict, InvalidParams, NotFound
+from app.model import (
+    LABEL_AGENT,
+    LABEL_POOL_AGENT,
+    Agent,
+    ContainerDetail,
+    ContainerInfo,
+    EngineInfo,
+    Kind,
+    Limits,
+    RunRecord,
+    Stats,
+    StatsSample,
+)
 
 if TYPE_CHECKING:
     from app.core.application import Application
@@ -40,12 +55,61 @@ class Owner:
     async def inspect(self, ref: str) -> ContainerInfo:
         return await self._app.engine.inspect(ref)
 
+    async def inspect_detail(self, ref: str) -> ContainerDetail:
+        """What the detail pane shows: the inspect in plain terms. A container that shares its agent's CPU
+        group gets the agent's quota as its `cpus` reference (`cpu_group` says it is shared)."""
+        detail = await self._app.engine.inspect_detail(ref)
+        if detail.cpus is None:
+            agent = await self._agent_of(detail.info)
+            if agent is not None:
+                detail = replace(detail, cpus=agent.limits.cpus)
+        return detail
+
     async def stats(self, containers: list[ContainerInfo]) -> dict[str, Stats]:
-        return await self._app.engine.stats(containers)
+        """CPU and memory of the running ones now; every reading is kept for the graphs (`stats_history`)."""
+        stats = await self._app.engine.stats(containers)
+        self._app.stats_history.record(stats, time.time())
+        return stats
+
+    def stats_history(self, container_id: str) -> list[StatsSample]:
+        """The container's readings of the last five minutes, oldest first (kept while Berth runs)."""
+        return self._app.stats_history.samples(container_id)
 
     def follow_logs(self, ref: str, *, tail: int | None = None, timestamps: bool = True) -> AsyncGenerator[str, None]:
         """A container's log text as it comes (close it with `aclosing`)."""
         return self._app.engine.follow_logs(ref, tail=tail, timestamps=timestamps)
+
+    def follow_log_streams(
+        self, ref: str, *, tail: int | None = None, timestamps: bool = True
+    ) -> AsyncGenerator[tuple[str, str], None]:
+        """The same, each piece with its stream ("stdout" or "stderr")."""
+        return self._app.engine.follow_log_streams(ref, tail=tail, timestamps=timestamps)
+
+    def terminal_plan(self, container_id: str) -> TerminalPlan:
+        """What Open terminal would run for this container here (or why it cannot): nothing is started."""
+        return plan_terminal(container_id, self._app.engine.endpoint)
+
+    async def open_terminal(self, ref: str, start: Callable[[list[str]], bool]) -> TerminalPlan:
+        """A shell in a running container, in the person's terminal emulator: audited as the person's action,
+        then `start(argv)` (the window starts it detached). Conflict if it is not running, BerthError if no
+        terminal or no docker command is found or the emulator would not start."""
+        info = await self.inspect(ref)
+        if info.status != "running":
+            raise Conflict(f"{info.name} is {info.status}: a terminal needs a running container")
+        plan = self.terminal_plan(info.id)
+        if not plan.possible:
+            raise BerthError(f"cannot open a terminal: {plan.reason}")
+        await asyncio.to_thread(
+            self._app.store.audit,
+            "container.terminal",
+            info.id,
+            agent=info.agent or None,
+            actor=ACTOR,
+            detail={"name": info.name, "terminal": plan.terminal, "argv": plan.argv},
+        )
+        if not start(plan.argv):
+            raise BerthError(f"{plan.terminal} did not start", hint="check that it opens from a shell")
+        return plan
 
     async def agents_containers(self, name: str) -> list[ContainerInfo]:
         return await self._app.engine.list_containers({LABEL_AGENT: name}, all=True)
@@ -89,6 +153,32 @@ class Owner:
     async def _audit(self, action: str, info: ContainerInfo) -> None:
         await asyncio.to_thread(
             self._app.store.audit, action, info.id, agent=info.agent or None, actor=ACTOR, detail={"name": info.name}
+        )
+
+    # -- the run history -------------------------------------------------------------------------
+
+    async def search_history(
+        self, text: str = "", *, agent: str | None = None, exit: ExitFilter = "any", limit: int = 500
+    ) -> SearchResult:
+        return await asyncio.to_thread(self._app.history.search, text, agent=agent, exit=exit, limit=limit)
+
+    async def run(self, run_id: int) -> RunRecord | None:
+        """One finished run with its whole output."""
+        return await asyncio.to_thread(self._app.history.get, run_id)
+
+    async def recent_runs(self, limit: int) -> list[RunRecord]:
+        """The newest finished runs the panel shows (those since the person last cleared them)."""
+        return await asyncio.to_thread(self._app.history.recent, limit)
+
+    async def clear_finished_runs(self) -> int:
+        """Take the finished runs so far off the panel; the history keeps them. The newest id cleared."""
+        return await asyncio.to_thread(self._app.history.clear_recent)
+
+    async def prune_history(self) -> int:
+        """Bring the run history within the retention setting (in a worker thread); how many runs went."""
+        s = self._app.settings
+        return await asyncio.to_thread(
+            self._app.history.prune, max_age_s=float(s.history_days) * 86400, max_runs=int(s.history_max_runs)
         )
 
     # -- the engine ------------------------------------------------------------------------------
@@ -154,6 +244,8 @@ class Owner:
         elif app.engine_available:
             app.containers.default_image = await self._automatic_image()
         await asyncio.to_thread(app.store.audit, "settings.change", "settings", actor=ACTOR, detail=_changes(old, new))
+        if (new.history_days, new.history_max_runs) != (old.history_days, old.history_max_runs):
+            app.spawn_history_prune()
         return [
             what
             for what, changed in (

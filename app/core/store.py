@@ -107,6 +107,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE agents ADD COLUMN images TEXT NOT NULL DEFAULT '[]';
     """,
+    # 5: the run history is searched by words of its command and output (app/core/history.py): a full-text
+    # index over the runs table (it keeps no copy of the text), kept in step by triggers; filtered by exit code.
+    """
+    CREATE VIRTUAL TABLE runs_fts USING fts5 (command, stdout, stderr, content='runs', content_rowid='id');
+    CREATE TRIGGER runs_fts_insert AFTER INSERT ON runs BEGIN
+        INSERT INTO runs_fts (rowid, command, stdout, stderr) VALUES (new.id, new.command, new.stdout, new.stderr);
+    END;
+    CREATE TRIGGER runs_fts_delete AFTER DELETE ON runs BEGIN
+        INSERT INTO runs_fts (runs_fts, rowid, command, stdout, stderr)
+        VALUES ('delete', old.id, old.command, old.stdout, old.stderr);
+    END;
+    INSERT INTO runs_fts (runs_fts) VALUES ('rebuild');
+    CREATE INDEX runs_exit_code ON runs (exit_code);
+    """,
 ]
 
 _SCHEMA_VERSION_DDL = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied REAL)"

@@ -15,11 +15,11 @@ from app.engine.connection import Connection
 from app.engine.cpugroups import CpuGroups
 from app.engine.faults import start_fault
 from app.engine.images import Images, ProgressCallback
-from app.engine.info import container_from_inspect, container_from_list
+from app.engine.info import container_from_inspect, container_from_list, detail_from_inspect
 from app.engine.networks import Networks
 from app.engine.policy import argv_of, create_kwargs, published_ports
 from app.errors import BerthError, Conflict, NotFound
-from app.model import LABEL_INSTANCE, ContainerInfo, ContainerSpec, Kind, ServiceSpec
+from app.model import LABEL_INSTANCE, ContainerDetail, ContainerInfo, ContainerSpec, Kind, ServiceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -145,10 +145,19 @@ class Containers:
 
     async def inspect(self, ref: str) -> ContainerInfo:
         """A container of this Berth by id or full name; NotFound for anything else."""
-        raw = await self.conn.call(lambda: self.conn.api.inspect_container(ref), what=f"container {ref}")
+        return container_from_inspect(await self._inspect_raw(ref))
+
+    async def inspect_detail(self, ref: str) -> ContainerDetail:
+        """The same container with what the detail pane shows: command, times, limits, mounts, networks, env."""
+        return detail_from_inspect(await self._inspect_raw(ref))
+
+    async def _inspect_raw(self, ref: str) -> dict[str, Any]:
+        raw: dict[str, Any] = await self.conn.call(
+            lambda: self.conn.api.inspect_container(ref), what=f"container {ref}"
+        )
         if raw.get("Config", {}).get("Labels", {}).get(LABEL_INSTANCE) != self.instance:
             raise NotFound(f"container {ref} not found")
-        return container_from_inspect(raw)
+        return raw
 
     async def stop(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
         info = await self.inspect(ref)

@@ -32,6 +32,7 @@ from app.errors import BerthError, EngineUnavailable
 from app.model import (
     LOGS_CAP,
     OUTPUT_CAP,
+    ContainerDetail,
     ContainerEvent,
     ContainerInfo,
     EngineInfo,
@@ -181,6 +182,11 @@ class Engine:
         """A container of this Berth by id or full name; NotFound for anything else."""
         return await self._containers.inspect(ref)
 
+    async def inspect_detail(self, ref: str) -> ContainerDetail:
+        """What the detail pane shows of a container of this Berth (command, times, exit and OOM, limits,
+        mounts, networks and aliases, labels, env); NotFound for anything else."""
+        return await self._containers.inspect_detail(ref)
+
     async def logs(
         self,
         ref: str,
@@ -200,6 +206,12 @@ class Engine:
         """Yield a container's log text (stdout and stderr interleaved) as it comes, until the container stops
         or the consumer stops iterating. A thread and a client of its own: it never holds a pooled connection."""
         return self._logs.follow(ref, tail=tail, timestamps=timestamps)
+
+    def follow_log_streams(
+        self, ref: str, *, tail: int | None = 1000, timestamps: bool = False
+    ) -> AsyncGenerator[tuple[str, str], None]:
+        """Like `follow_logs`, with each piece's stream: ("stdout" | "stderr", text)."""
+        return self._logs.follow_streams(ref, tail=tail, timestamps=timestamps)
 
     async def stop(self, ref: str, timeout_s: float = 10) -> ContainerInfo:
         return await self._containers.stop(ref, timeout_s)

@@ -13,8 +13,11 @@ from app.model import (
     LABEL_INSTANCE,
     LABEL_KIND,
     LABEL_NAME,
+    ContainerDetail,
     ContainerInfo,
     Kind,
+    MountInfo,
+    NetworkAttachment,
     PortBinding,
 )
 
@@ -75,6 +78,7 @@ def container_from_list(c: dict[str, Any]) -> ContainerInfo:
         cpu_group=labels.get(LABEL_CPU_GROUP),
         labels=labels,
         network=str((c.get("HostConfig") or {}).get("NetworkMode") or ""),
+        command=" ".join(str(c.get("Command") or "").split()),
     )
 
 
@@ -113,4 +117,83 @@ def container_from_inspect(c: dict[str, Any]) -> ContainerInfo:
         cpu_group=host.get("CgroupParent") or labels.get(LABEL_CPU_GROUP),
         labels=labels,
         network=str(host.get("NetworkMode") or ""),
+        command=" ".join(_argv(c)),
+    )
+
+
+def _argv(c: dict[str, Any]) -> list[str]:
+    """The command a container runs: its path and arguments (the entrypoint, `docker-init` aside)."""
+    path = str(c.get("Path") or "")
+    args = [str(a) for a in c.get("Args") or []]
+    return [path, *args] if path else args
+
+
+def _env(pairs: list[str] | None) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in pairs or []:
+        name, _, value = str(item).partition("=")
+        out.append((name, value))
+    return tuple(out)
+
+
+def _cpus(host: dict[str, Any]) -> float | None:
+    """A container's own CPU quota in CPUs (`--cpus`, or a CFS quota), None where it has none."""
+    nano = int(host.get("NanoCpus") or 0)
+    if nano > 0:
+        return nano / 1e9
+    quota, period = int(host.get("CpuQuota") or 0), int(host.get("CpuPeriod") or 0)
+    if quota > 0:
+        return quota / (period or 100_000)
+    return None
+
+
+def detail_from_inspect(c: dict[str, Any]) -> ContainerDetail:
+    """The detail pane's view of the engine's inspect: the command, times, limits, mounts, networks, env."""
+    info = container_from_inspect(c)
+    config = c.get("Config") or {}
+    state = c.get("State") or {}
+    host = c.get("HostConfig") or {}
+    mounts = tuple(
+        MountInfo(
+            type=str(m.get("Type") or ""),
+            source=str(m.get("Source") or m.get("Name") or ""),
+            destination=str(m.get("Destination") or ""),
+            read_only=not m.get("RW", True),
+        )
+        for m in c.get("Mounts") or []
+    )
+    networks = tuple(
+        NetworkAttachment(
+            name=str(name),
+            aliases=tuple(str(a) for a in (n or {}).get("Aliases") or [] if not info.id.startswith(str(a))),
+            ip=str((n or {}).get("IPAddress") or ""),
+        )
+        for name, n in sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}).items())
+    )
+    pids = host.get("PidsLimit")
+    return ContainerDetail(
+        info=info,
+        command=tuple(_argv(c)),
+        created_at=_timestamp(c.get("Created")),
+        started_at=_timestamp(state.get("StartedAt")),
+        finished_at=_timestamp(state.get("FinishedAt")),
+        exit_code=int(state["ExitCode"]) if info.status in ("exited", "dead") and "ExitCode" in state else None,
+        oom_killed=bool(state.get("OOMKilled")),
+        error=str(state.get("Error") or ""),
+        restart_count=int(c.get("RestartCount") or 0),
+        restart_policy=str((host.get("RestartPolicy") or {}).get("Name") or ""),
+        user=str(config.get("User") or ""),
+        workdir=str(config.get("WorkingDir") or ""),
+        env=_env(config.get("Env")),
+        mounts=mounts,
+        networks=networks,
+        memory_limit=int(host.get("Memory") or 0) or None,
+        cpus=_cpus(host),
+        cpu_group=host.get("CgroupParent") or None,
+        pids_limit=int(pids) if pids and int(pids) > 0 else None,
+        cap_drop=tuple(str(x) for x in host.get("CapDrop") or []),
+        security_opt=tuple(str(x) for x in host.get("SecurityOpt") or []),
+        read_only_root=bool(host.get("ReadonlyRootfs")),
+        init=bool(host.get("Init")),
+        tty=bool(config.get("Tty")),
     )

@@ -3,14 +3,54 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+import struct
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
+
+from docker.types.daemon import CancellableStream
 
 from app.engine.connection import Connection
 from app.engine.containers import Containers
 from app.engine.follow import follow
 from app.engine.streams import read_capped
 from app.model import LOGS_CAP
+
+STREAM_NAMES = {0: "stdout", 1: "stdout", 2: "stderr"}
+
+
+def _frames(response: Any, tty: bool) -> Iterator[tuple[str, bytes]]:
+    """The engine's multiplexed log stream as (stream name, bytes), the stream kept (the SDK's `logs` drops it).
+    A container with a TTY has one stream only: everything is "stdout"."""
+    raw = response.raw
+    if tty:
+        while chunk := raw.read1(65536):
+            yield "stdout", chunk
+        return
+    while True:
+        header = raw.read(8)
+        if len(header) < 8:
+            return
+        stream, length = struct.unpack(">BxxxL", header)
+        if not length:
+            continue
+        data = raw.read(length)
+        if not data:
+            return
+        yield STREAM_NAMES.get(stream, "stdout"), data
+
+
+def open_log_frames(client: Any, cid: str, *, tty: bool, **params: Any) -> CancellableStream[tuple[str, bytes]]:
+    """A followed log with its streams apart; `close()` from another thread ends it (as the SDK's streams)."""
+    api = client.api
+    query = {
+        "stdout": 1,
+        "stderr": 1,
+        "follow": 1,
+        **{k: int(v) if isinstance(v, bool) else v for k, v in params.items()},
+    }
+    response = api._get(api._url("/containers/{0}/logs", cid), params=query, stream=True)
+    api._raise_for_status(response)
+    return CancellableStream(_frames(response, tty), response)
 
 
 def read_log(conn: Connection, cid: str, cap: int, **params: Any) -> tuple[str, bool]:
@@ -57,5 +97,24 @@ class Logs:
         async with contextlib.aclosing(
             follow(self.conn, f"logs-{info.id[:12]}", open_stream, lambda b: b.decode("utf-8", errors="replace"))
         ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def follow_streams(
+        self, ref: str, *, tail: int | None = 1000, timestamps: bool = False
+    ) -> AsyncGenerator[tuple[str, str], None]:
+        """Like `follow`, yielding ("stdout" | "stderr", text): the logs viewer colours what went to stderr."""
+        cid = (await self.containers.inspect(ref)).id
+        detail = await self.containers.inspect_detail(cid)
+
+        def open_stream(client: Any) -> Any:
+            return open_log_frames(
+                client, cid, tty=detail.tty, timestamps=timestamps, tail="all" if tail is None else tail
+            )
+
+        def convert(frame: tuple[str, bytes]) -> tuple[str, str]:
+            return frame[0], frame[1].decode("utf-8", errors="replace")
+
+        async with contextlib.aclosing(follow(self.conn, f"logs-{cid[:12]}", open_stream, convert)) as chunks:
             async for chunk in chunks:
                 yield chunk
