@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.core.display import display_command, display_text
+from app.core.risks import Risk, command_risks
 from app.host import Access, ShellResult
 
 STATUSES = ("pending", "running", "done", "denied", "expired")
@@ -44,6 +45,7 @@ class ShellRequest:
     access: Access = "sandbox"  # what the agent asked for
     granted: Access | None = None  # what it runs (or ran) with, once approved; never more than `access`
     warnings: tuple[str, ...] = ()  # what the person should know before approving (host_access.py)
+    risks: tuple[Risk, ...] = ()  # what the command could do that deserves a second look (risks.py)
 
     @property
     def final(self) -> bool:
@@ -135,4 +137,5 @@ def request_from_row(row: sqlite3.Row, expiry_s: float, warnings: Warnings) -> S
         access=row["access"],
         granted=row["granted"],
         warnings=tuple(warnings(row["agent"], row["command"], row["cwd"], row["access"])) if pending else (),
+        risks=command_risks(row["command"], row["cwd"]),
     )

@@ -447,7 +447,8 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     owner_only=True,
 )
 async def approvals_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
-    return [r.to_owner_json() for r in await asyncio.to_thread(app.approvals.list, a["status"])]
+    listed = await asyncio.to_thread(app.approvals.list, a["status"])
+    return [r.to_owner_json() | {"risks": [x.to_json() for x in r.risks]} for r in listed]
 
 
 @method(
