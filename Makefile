@@ -31,11 +31,12 @@ run: setup
 serve: setup
 	$(VENV)/bin/berth serve
 
-# What the tests use from the system: a real X server and a tray host (the tray test), and a D-Bus
-# session with gnome-keyring (tokens in a real Secret Service). Installed on Debian when missing (as root).
+# What the tests use from the system: a real X server and a tray host (the tray test), a D-Bus
+# session with gnome-keyring (tokens in a real Secret Service), and openssl and iproute2 for the second
+# engine of tests/engines (certificates, its bridge). Installed on Debian when missing (as root).
 TEST_DEPS := xvfb xauth x11-utils imagemagick libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 trayer \
-	dbus gnome-keyring
-TEST_TOOLS := Xvfb trayer xdpyinfo dbus-run-session gnome-keyring-daemon
+	dbus gnome-keyring openssl iproute2
+TEST_TOOLS := Xvfb trayer xdpyinfo dbus-run-session gnome-keyring-daemon openssl ip
 test-deps:
 	@missing=; for t in $(TEST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
