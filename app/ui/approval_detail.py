@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QTextOption
+from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor, QTextOption
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -36,10 +36,19 @@ from app.core.host_access import ACCESS_WORDS, pattern_warnings
 from app.core.patterns import PatternError, explain_pattern, parse_pattern, pattern_matches
 from app.host import Access, SandboxStatus
 from app.ui import format as fmt
-from app.ui.approval_model import outcome_text
+from app.ui.approval_model import at_text, outcome_sentence
+from app.ui.chips import RiskChips
 from app.ui.resources import icon
 from app.ui.widgets import mono_font, plain
 
+OUTPUT_STYLE = (
+    "QPlainTextEdit#outputBlock { background: #111827; color: #e5e7eb; border: 1px solid #0b1220;"
+    " border-radius: 6px; padding: 4px; selection-background-color: #2563eb; selection-color: white; }"
+)
+MAIN_DENY_STYLE = "QPushButton { background: #b3261e; color: white; border-color: #b3261e; font-weight: 600; }"
+MAIN_APPROVE_STYLE = "QPushButton { background: #1e6b41; color: white; border-color: #1e6b41; font-weight: 600; }"
+ESCAPE_COLOR = "#fbbf24"  # on the dark command block: an escape that stands for a hidden character
+ESCAPE_BACKGROUND = "#4a2a04"
 WARNING_STYLE = "background: #fff4e5; border: 1px solid #f5c98b; border-radius: 6px; padding: 5px 8px; color: #7c2d12;"
 FULL_ACCESS_STYLE = "color: #b3261e; font-weight: 600;"
 SANDBOX_STYLE = "color: #1e6b41;"
@@ -52,7 +61,8 @@ def command_block(object_name: str = "commandBlock", *, line_ends: bool = False)
     block.setObjectName(object_name)
     block.setReadOnly(True)
     block.setFont(mono_font())
-    block.setWordWrapMode(QTextOption.WrapMode.WrapAnywhere)
+    # Wrap between words (a word is cut only when it alone is longer than the line): `| sh` never splits.
+    block.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
     block.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
     if line_ends:  # a mark at the end of each real line, so that a wrapped line never looks like two
         option = block.document().defaultTextOption()
@@ -243,27 +253,40 @@ def lookalike_warnings(req: ShellRequest) -> list[str]:
 
 
 class RequestDetail(QWidget):
-    """One request in full; the decision buttons while it is pending, its outcome and output after."""
+    """One request in full; the decision buttons while it is pending, its outcome and output after.
+
+    Top to bottom: who asks, the risk chips, the folder (whole, monospace), the access in words, the time
+    left, the warnings, the exact command (wrapped at word boundaries, hidden characters as escapes in a
+    warning colour), then the buttons with their keys written under them -- or, once decided, the outcome
+    and the output (stderr marked). With a risk chip or a warning about the characters, Deny is the main
+    button, Approve asks once more and "Approve & trust" is not offered.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.request: ShellRequest | None = None
+        self.patterns: dict[int, str] = {}  # trusted pattern id -> text (set by the queue)
         self.sandbox = SandboxStatus(True, "bubblewrap")  # set by the queue from the core
         self.heading = QLabel()
         self.heading.setObjectName("detailTitle")
         self.heading.setWordWrap(True)
         self.heading.setTextFormat(Qt.TextFormat.RichText)  # the agent's name is escaped (html.escape)
+        self.chips = RiskChips()
         self.access = plain_label("accessLine")
         self.folder_caption = plain_label("hint")
-        self.folder_caption.setText("Folder")
+        self.folder_caption.setText("in")
         self.folder_caption.setWordWrap(False)
         self.folder = command_block("folderBlock")
+        self.folder.setWordWrapMode(QTextOption.WrapMode.WrapAnywhere)  # a path has no spaces: break anywhere
         self.folder.setFrameShape(QFrame.Shape.NoFrame)
-        self.folder.setStyleSheet("QPlainTextEdit#folderBlock { background: transparent; border: none; padding: 0; }")
+        self.folder.setStyleSheet(
+            "QPlainTextEdit#folderBlock { background: transparent; border: none; padding: 0; color: #111827; }"
+        )
         self.folder.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.folder.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.folder.document().setDocumentMargin(0)
         self.folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.folder.setToolTip("The folder it runs in, in full (hidden characters shown as escapes)")
         self.meta = plain_label("hint", selectable=True)
         self.warnings = WarningList()
         self.command = command_block(line_ends=True)
@@ -282,39 +305,46 @@ class RequestDetail(QWidget):
         self.full_hint = plain_label("hint")
         self.full_hint.setText("asks you to confirm first")
         self.full_hint.setWordWrap(False)
-        # Row one: the safe approval, Deny, and Approve & trust. Row two, apart: full access (where no sandbox
-        # works, it is the only approval and takes the first place in row one instead).
+        self.keys = plain_label("keyHints")
+        self.keys.setStyleSheet("color: #6b7280; font-size: 9pt;")
+        # Row one, in the platform's order (the main action last): Approve & trust on the left, apart; then
+        # Deny and Approve. Row two, apart: full access (where no sandbox works, it is the only approval and
+        # takes Approve's place in row one instead). Under them, the keys.
         self.decision = QWidget()
         rows = QVBoxLayout(self.decision)
         rows.setContentsMargins(0, 2, 0, 0)
-        rows.setSpacing(8)
+        rows.setSpacing(6)
         self.main_row = QHBoxLayout()
-        self.main_row.addWidget(self.approve_button)
-        self.main_row.addWidget(self.deny_button)
-        self.main_row.addStretch(1)
         self.main_row.addWidget(self.trust_button)
+        self.main_row.addStretch(1)
+        self.main_row.addWidget(self.deny_button)
+        self.main_row.addWidget(self.approve_button)
         rows.addLayout(self.main_row)
         self.full_row = QHBoxLayout()
-        self.full_row.addWidget(self.full_button)
-        self.full_row.addWidget(self.full_hint)
         self.full_row.addStretch(1)
+        self.full_row.addWidget(self.full_hint)
+        self.full_row.addWidget(self.full_button)
         rows.addLayout(self.full_row)
+        rows.addWidget(self.keys, 0, Qt.AlignmentFlag.AlignRight)
         self.trust = TrustBox()
 
         self.outcome = plain_label("outcome")
         self.output_label = plain_label("sectionTitle")
         self.output_label.setText("Output")
         self.output = command_block("outputBlock")
+        self.output.setStyleSheet(OUTPUT_STYLE)
 
         folder_row = QHBoxLayout()
-        folder_row.setSpacing(8)
+        folder_row.setSpacing(6)
         folder_row.addWidget(self.folder_caption, 0, Qt.AlignmentFlag.AlignTop)
         folder_row.addWidget(self.folder, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 4, 4, 4)
+        layout.setSpacing(6)
         layout.addWidget(self.heading)
-        layout.addWidget(self.access)
+        layout.addWidget(self.chips)
         layout.addLayout(folder_row)
+        layout.addWidget(self.access)
         layout.addWidget(self.meta)
         layout.addWidget(self.warnings)
         layout.addWidget(self.command)
@@ -329,13 +359,14 @@ class RequestDetail(QWidget):
 
     def fit_command(self) -> None:
         """As tall as the command (wrapped), up to half the pane; it scrolls beyond that. The folder: all of it."""
-        fm = self.command.fontMetrics()
         width = self.command.viewport().width()
-        columns = max(20, (width if width > 100 else 480) // max(1, fm.horizontalAdvance("m")) - 1)
-        text = self.command.toPlainText()
-        lines = sum(max(1, -(-len(line) // columns)) for line in text.split("\n"))
-        line_h = fm.lineSpacing()
-        want = lines * line_h + 26
+        fm = self.command.fontMetrics()
+        laid = [b.layout().lineCount() for b in _blocks(self.command.document())] if width > 100 else []
+        lines = sum(max(1, n) for n in laid) if laid and all(n > 0 for n in laid) else 0
+        if not lines:
+            columns = max(20, (width if width > 100 else 480) // max(1, fm.horizontalAdvance("m")) - 1)
+            lines = sum(max(1, -(-len(line) // columns)) for line in self.command.toPlainText().split("\n"))
+        want = lines * fm.lineSpacing() + 26
         self.command.setFixedHeight(max(64, min(want, max(120, self.height() // 2))))
         ffm = self.folder.fontMetrics()
         fwidth = self.folder.viewport().width()
@@ -349,12 +380,24 @@ class RequestDetail(QWidget):
         if self.request is not None:
             self.fit_command()
 
+    def risky(self, req: ShellRequest | None = None) -> bool:
+        """A risk chip, or a look-alike or hidden character: Deny leads and Approve asks once more."""
+        req = req if req is not None else self.request
+        return req is not None and (bool(req.risks) or bool(lookalike_warnings(req)))
+
+    def risk_words(self, req: ShellRequest) -> list[str]:
+        words = [r.label for r in req.risks]
+        if not any(r.kind == "hidden" for r in req.risks) and lookalike_warnings(req):
+            words.insert(0, "hidden characters")
+        return words
+
     def show_request(self, req: ShellRequest | None) -> None:
         same = req is not None and self.request is not None and req.request_id == self.request.request_id
         self.request = req
-        top = (self.heading, self.access, self.folder_caption, self.folder, self.meta, self.warnings, self.command)
+        top = (self.heading, self.folder_caption, self.folder, self.access, self.meta, self.command)
         if req is None:
-            for w in (*top, self.decision, self.trust, self.outcome, self.output_label, self.output):
+            for w in (*top, self.chips, self.warnings, self.decision, self.trust, self.outcome, self.output_label,
+                      self.output):  # fmt: skip
                 w.hide()
             return
         pending = req.status == "pending"
@@ -364,6 +407,7 @@ class RequestDetail(QWidget):
             if pending
             else f"<b>{agent}</b> asked to run this command"
         )
+        self.chips.set_risks(req.risks)
         self.access.setText(access_sentence(req))
         if pending or req.granted is not None:  # what it may do, or did: full access in red
             self.access.setStyleSheet(FULL_ACCESS_STYLE if req.effective_access == "host" else SANDBOX_STYLE)
@@ -372,13 +416,15 @@ class RequestDetail(QWidget):
         shown_folder = display_text(req.cwd)
         if self.folder.toPlainText() != shown_folder:
             self.folder.setPlainText(shown_folder)
+            mark_escapes(self.folder, req.cwd, single_line=True)
         self.update_meta()
         self.warnings.set_warnings(self._warnings(req))
         shown = display_command(req.command)
-        if self.command.toPlainText() != shown:
+        if self.command.toPlainText() != shown or not same:
             self.command.setPlainText(shown)
+            mark_escapes(self.command, req.command)
         for w in top:
-            w.setVisible(w is not self.warnings or bool(self.warnings.labels))
+            w.show()
         self.fit_command()
         self._decision_buttons(req)
         self.decision.setVisible(pending)
@@ -398,12 +444,10 @@ class RequestDetail(QWidget):
             )
             self.updateGeometry()
         if not pending:
-            self.outcome.setText(self._outcome(req))
+            self.outcome.setText(outcome_sentence(req, self.patterns))
+            self.outcome.setStyleSheet(OUTCOME_STYLES.get(outcome_tone(req), ""))
             if req.result is not None:
-                text = req.result.stdout
-                if req.result.stderr:
-                    text += ("" if not text or text.endswith("\n") else "\n") + req.result.stderr
-                self.output.setPlainText(display_command(text) if text else "(no output)")
+                show_output(self.output, req.result.stdout, req.result.stderr)
 
     def _warnings(self, req: ShellRequest) -> list[str]:
         if req.status != "pending":
@@ -415,61 +459,129 @@ class RequestDetail(QWidget):
 
     def _decision_buttons(self, req: ShellRequest) -> None:
         """Approve (in the sandbox: lowers a full-access request), Approve with full access (where the agent
-        asked for it, or where no sandbox works), Deny."""
+        asked for it, or where no sandbox works), Deny. A risky request: Deny leads, Approve asks again, no
+        trusting it."""
         works = self.sandbox.available
+        risky = self.risky(req)
         self.approve_button.setVisible(works)
-        self.approve_button.setText("Approve in sandbox" if req.access == "host" else "Approve")
+        label = "Approve in sandbox" if req.access == "host" else "Approve"
+        self.approve_button.setText(label + ("…" if risky else ""))
+        again = " (asks you once more: it has risks)" if risky else ""
         self.approve_button.setToolTip(
             "Run it in a sandbox instead of with full access: it reads your files, writes only its folder and "
-            "has no network, so it may fail if it needs more (Ctrl+Enter)"
+            f"has no network, so it may fail if it needs more (Ctrl+Enter){again}"
             if req.access == "host"
-            else f"Run it now {ACCESS_WORDS['sandbox']} (Ctrl+Enter)"
+            else f"Run it now {ACCESS_WORDS['sandbox']} (Ctrl+Enter){again}"
         )
+        # The main button: filled, and the default. Deny where there is a risk, else the safe approval.
+        main, other = (self.deny_button, self.approve_button) if risky else (self.approve_button, self.deny_button)
+        main.setDefault(True)
+        other.setDefault(False)
+        main.setStyleSheet(MAIN_DENY_STYLE if main is self.deny_button else MAIN_APPROVE_STYLE)
+        other.setStyleSheet("")
+        self.trust_button.setVisible(not risky)
         offered = req.access == "host" or not works
-        first = self.main_row.indexOf(self.full_button) == 0
-        if not works and not first:
-            self.main_row.insertWidget(0, self.full_button)  # the only approval: first, beside Deny
-        elif works and first:
-            self.full_row.insertWidget(0, self.full_button)
+        in_main = self.main_row.indexOf(self.full_button) >= 0
+        if not works and not in_main:
+            self.main_row.addWidget(self.full_button)  # the only approval: Approve's place, beside Deny
+        elif works and in_main:
+            self.full_row.addWidget(self.full_button)
         self.full_button.setVisible(offered)
         self.full_hint.setVisible(offered and works)
         self.full_button.setToolTip(
             "Run it as you, outside any sandbox (asks you to confirm first)"
             + ("" if works else f". No sandbox works here: {self.sandbox.reason}")
         )
+        approve = "approve" + (" (asks again)" if risky else "") if works else "approve with full access (asks first)"
+        self.keys.setText(f"Ctrl+Enter  {approve}    ·    Delete  deny")
 
     def update_meta(self) -> None:
+        """The time left to decide (or when it was asked), and how long it may run."""
         req = self.request
         if req is None:
             return
-        parts = [f"asked {fmt.age(req.created)} ago"]
+        parts = []
         if req.status == "pending" and req.expires_at:
             left = req.expires_at - time.time()
-            parts.append(f"expires in {fmt.age(time.time() - max(left, 0))}" if left > 0 else "expiring now")
-        parts.append(f"timeout {fmt.duration_ms(req.timeout_s * 1000)}")
+            parts.append(f"{time_left(left)} left to decide" if left > 0 else "expiring now")
+            parts.append(f"asked {fmt.age(req.created)} ago")
+        else:
+            parts.append(f"asked {at_text(req.created)}")
+        parts.append(f"may run for {fmt.duration_ms(req.timeout_s * 1000)}")
         self.meta.setText(" · ".join(parts))
 
-    @staticmethod
-    def _outcome(req: ShellRequest) -> str:
-        text = outcome_text(req).replace(" · by ", " · approved by ").capitalize()
-        if req.decided_at:
-            text += " at " + time.strftime("%H:%M:%S", time.localtime(req.decided_at))
-        if req.status == "expired":
-            text = (
-                "Expired: nobody approved or denied it in time, so it never ran"
-                + (" (at " + time.strftime("%H:%M:%S", time.localtime(req.decided_at)) + ")" if req.decided_at else "")
-                + "."
-            )
-        elif req.status == "denied":
-            text += ". It never ran."
-        result = req.result
-        if result is not None:
-            if result.timed_out:
-                text += f" — killed at its timeout after {fmt.duration_ms(result.duration_ms)}."
-            elif result.exit_code is None:
-                text += " — outcome unknown."
-            else:
-                text += f" — exit code {result.exit_code} after {fmt.duration_ms(result.duration_ms)}."
-            if result.truncated:
-                text += " Output truncated."
-        return text
+
+def time_left(seconds: float) -> str:
+    """`9 min 40 s`, `40 s`, `1 h 5 min`: precise enough to act on."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s < 600 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def _blocks(doc: Any) -> list[Any]:
+    out, block = [], doc.begin()
+    while block.isValid():
+        out.append(block)
+        block = block.next()
+    return out
+
+
+def mark_escapes(block: QPlainTextEdit, raw: str, *, single_line: bool = False) -> None:
+    """Colour every escape that stands for a hidden character (what `display_command` wrote for it), so that
+    `\\u202e` typed by the agent as six letters reads differently from a real U+202E."""
+    escape = display_text if single_line else display_command
+    spans, pos = [], 0
+    for ch in raw:
+        shown = escape(ch)
+        if shown != ch:
+            spans.append((pos, len(shown)))
+        pos += len(shown)
+    if not spans:
+        return
+    fmt_ = QTextCharFormat()
+    fmt_.setForeground(QColor(ESCAPE_COLOR))
+    fmt_.setBackground(QColor(ESCAPE_BACKGROUND))
+    fmt_.setFontWeight(QFont.Weight.Bold)
+    cursor = QTextCursor(block.document())
+    for start, length in spans:
+        cursor.setPosition(start)
+        cursor.setPosition(start + length, QTextCursor.MoveMode.KeepAnchor)
+        cursor.mergeCharFormat(fmt_)
+
+
+def show_output(block: QPlainTextEdit, stdout: str, stderr: str) -> None:
+    """A run's output in the dark block: stdout, then stderr under a marker and in red (escaped as displayed)."""
+    block.clear()
+    cursor = QTextCursor(block.document())
+    plain_fmt = QTextCharFormat()
+    plain_fmt.setForeground(QColor("#e5e7eb"))
+    if not stdout and not stderr:
+        dim = QTextCharFormat()
+        dim.setForeground(QColor("#9ca3af"))
+        cursor.insertText("(no output)", dim)
+        return
+    if stdout:
+        cursor.insertText(display_command(stdout), plain_fmt)
+    if stderr:
+        mark = QTextCharFormat()
+        mark.setForeground(QColor("#fca5a5"))
+        mark.setFontWeight(QFont.Weight.Bold)
+        sep = "" if not stdout or stdout.endswith("\n") else "\n"
+        cursor.insertText(f"{sep}── stderr ──\n", mark)
+        err = QTextCharFormat()
+        err.setForeground(QColor("#fca5a5"))
+        cursor.insertText(display_command(stderr), err)
+
+
+def outcome_tone(req: ShellRequest) -> str:
+    if req.status in ("denied", "expired"):
+        return "never"
+    if req.result is not None and (req.result.timed_out or (req.result.exit_code or 0) != 0):
+        return "bad"
+    return "good" if req.status == "done" else ""
+
+
+OUTCOME_STYLES = {"never": "color: #92400e;", "bad": "color: #b3261e;", "good": "color: #1e6b41;"}

@@ -20,8 +20,10 @@ from PySide6.QtGui import QColor, QFont
 from app.core.approvals import ShellRequest
 from app.core.display import describe_suspicious, display_command, display_text, needs_warning
 from app.ui import format as fmt
+from app.ui.chips import RISKS_ROLE
 from app.ui.resources import icon
 from app.ui.row_model import RowTableModel
+from app.ui.widgets import plain
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -83,30 +85,86 @@ def short_path(path: str, limit: int = 28) -> str:
     return "…/" + tail
 
 
-def decided_by_text(req: ShellRequest) -> str:
-    """Who decided, in words: `you`, `pattern #3`, or nobody (expired)."""
+def when_text(ts: float, now: float | None = None, *, seconds: bool = True) -> str:
+    """A moment for a person: `23:45:25` today, `2 Dec 23:45` this year, `2 Dec 2025 23:45` before."""
+    now = time.time() if now is None else now
+    moment, today = time.localtime(ts), time.localtime(now)
+    if moment[:3] == today[:3]:
+        return time.strftime("%H:%M:%S" if seconds else "%H:%M", moment)
+    day = f"{moment.tm_mday} {time.strftime('%b', moment)}"
+    if moment.tm_year != today.tm_year:
+        day += f" {moment.tm_year}"
+    return f"{day} {time.strftime('%H:%M', moment)}"
+
+
+def at_text(ts: float, now: float | None = None) -> str:
+    """`at 23:45:25` today, `on 2 Dec at 23:45` another day (for a sentence)."""
+    shown = when_text(ts, now)
+    if ":" in shown and " " not in shown:
+        return f"at {shown}"
+    day, clock = shown.rsplit(" ", 1)
+    return f"on {day} at {clock}"
+
+
+def pattern_id(req: ShellRequest) -> int | None:
+    by = req.decided_by or ""
+    if by.startswith("pattern:"):
+        try:
+            return int(by.split(":", 1)[1])
+        except ValueError:
+            return None
+    return None
+
+
+def decided_by_text(req: ShellRequest, patterns: dict[int, str] | None = None) -> str:
+    """Who decided, in words: `you`, the trusted pattern itself (`“ls *”`), or nobody (expired)."""
     by = req.decided_by or ""
     if by == "user":
         return "you"
     if by.startswith("pattern:"):
-        return f"trusted pattern #{by.split(':', 1)[1]}"
+        pid = pattern_id(req)
+        text = (patterns or {}).get(pid) if pid is not None else None
+        return f"“{text}”" if text else f"trusted pattern #{by.split(':', 1)[1]} (since removed)"
     return by or "nobody"
 
 
-def outcome_text(req: ShellRequest) -> str:
-    """`done · by you`, `denied by you`, `expired` (nobody decided in time: the tooltip and the detail say so)."""
+def outcome_text(req: ShellRequest, patterns: dict[int, str] | None = None) -> str:
+    """The Outcome column: `done · by you`, `done · by “ls *”`, `denied by you`, `expired`, `timed out · by you`."""
     if req.status == "expired":
         return "expired"
     if req.status == "denied":
-        return f"denied by {decided_by_text(req)}"
+        return f"denied by {decided_by_text(req, patterns)}"
     if req.status == "pending":
         return "waiting"
     state = "running" if req.status == "running" else "done"
     if req.result is not None and req.result.timed_out:
         state = "timed out"
-    by = req.decided_by or ""
-    who = f"pattern #{by.split(':', 1)[1]}" if by.startswith("pattern:") else decided_by_text(req)
-    return f"{state} · by {who}"
+    return f"{state} · by {decided_by_text(req, patterns)}"
+
+
+def outcome_sentence(req: ShellRequest, patterns: dict[int, str] | None = None, now: float | None = None) -> str:
+    """The detail pane's one clear outcome: who decided, when, and how it ended."""
+    when = f" {at_text(req.decided_at, now)}" if req.decided_at else ""
+    if req.status == "expired":
+        return f"Expired{when}: nobody approved or denied it in time, so it never ran."
+    who = decided_by_text(req, patterns)
+    if req.status == "denied":
+        return f"Denied by {who}{when}. It never ran."
+    by = f"the trusted pattern {who}" if req.decided_by and req.decided_by.startswith("pattern:") else who
+    text = f"Approved by {by}{when}"
+    result = req.result
+    if req.status == "running" or result is None:
+        return text + " — running now." if req.status == "running" else text + "."
+    if result.timed_out:
+        text += f" — killed at its timeout after {fmt.duration_ms(result.duration_ms)}."
+    elif result.exit_code is None:
+        text += " — " + (result.stderr.rstrip(".") if result.stderr else "outcome unknown") + "."
+    else:
+        ok = "finished" if result.exit_code == 0 else "failed"
+        text += f" — {ok} with exit code {result.exit_code} after {fmt.duration_ms(result.duration_ms)}."
+    if result.truncated:
+        text += " Output truncated."
+    return text
 
 
 class RequestTableModel(RowTableModel):
@@ -117,6 +175,7 @@ class RequestTableModel(RowTableModel):
         self.history = history
         self.workspaces = workspaces  # the real path of the workspaces folder: a folder in one reads `workspace/…`
         self._rows: list[ShellRequest] = []
+        self.patterns: dict[int, str] = {}  # trusted pattern id -> its text, for "done · by “ls *”"
         self._mono = QFont("monospace")
         self._mono.setStyleHint(QFont.StyleHint.Monospace)
 
@@ -131,12 +190,17 @@ class RequestTableModel(RowTableModel):
             return req
         if role == ID_ROLE:
             return req.request_id
+        if role == RISKS_ROLE:
+            return req.risks if col == COL_COMMAND else None
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(req, col)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == COL_COMMAND:
                 found = describe_suspicious(req.command)
-                return plain_tooltip(display_command(req.command) + (f"\n\n⚠ {found}" if found else ""))
+                risks = "".join(f"\n⚠ {r.label}: {plain(r.detail)}" for r in req.risks if r.kind != "hidden")
+                return plain_tooltip(
+                    display_command(req.command) + (f"\n\n⚠ {found}" if found else "") + (f"\n{risks}" if risks else "")
+                )
             if col == COL_CWD:
                 found = describe_suspicious(req.cwd)
                 return plain_tooltip(display_text(req.cwd) + (f"\n\n⚠ {found}" if found else ""))
@@ -147,9 +211,7 @@ class RequestTableModel(RowTableModel):
                 asked = " (it asked for full access)" if req.access == "host" else ""
                 return f"In a sandbox: reads your files, writes only its folder, no network{asked}"
             if col == COL_STATUS:
-                if req.status == "expired":
-                    return "Expired: nobody approved or denied it in time; it never ran"
-                return outcome_text(req).replace(" · by ", " · approved by ").replace("pattern #", "trusted pattern #")
+                return outcome_sentence(req, self.patterns)
             if col == COL_TIME:
                 when = req.decided_at if self.history and req.decided_at else req.created
                 return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
@@ -177,15 +239,10 @@ class RequestTableModel(RowTableModel):
             return short_path(display_text(inside or req.cwd))
         if col == COL_TIME:
             if self.history:
-                when = req.decided_at or req.created
-                return (
-                    time.strftime("%H:%M:%S", time.localtime(when))
-                    if time.time() - when < 86400
-                    else (time.strftime("%Y-%m-%d %H:%M", time.localtime(when)))
-                )
+                return when_text(req.decided_at or req.created)
             return fmt.age(req.created)
         if col == COL_STATUS:
-            return outcome_text(req)
+            return outcome_text(req, self.patterns)
         if col == COL_EXIT:
             if req.result is None:
                 return ""
@@ -204,6 +261,13 @@ class RequestTableModel(RowTableModel):
 
     def row_of(self, request_id: str) -> int:
         return next((i for i, r in enumerate(self._rows) if r.request_id == request_id), -1)
+
+    def set_patterns(self, patterns: dict[int, str]) -> None:
+        """The trusted patterns' texts (a decision by a pattern shows the pattern itself)."""
+        if patterns != self.patterns:
+            self.patterns = dict(patterns)
+            if self._rows:
+                self.dataChanged.emit(self.index(0, COL_STATUS), self.index(len(self._rows) - 1, COL_STATUS))
 
     def set_requests(self, requests: list[ShellRequest]) -> None:
         """Make the rows equal to `requests` (in that order) with targeted inserts, removals and cell updates."""

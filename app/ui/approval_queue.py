@@ -20,7 +20,7 @@ import os
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QFont, QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -50,6 +50,7 @@ from app.ui.approval_model import (
     REQUEST_ROLE,
     RequestTableModel,
 )
+from app.ui.chips import ChipDelegate
 from app.ui.dialogs import confirm
 from app.ui.resources import icon
 from app.ui.slots import async_slot
@@ -62,6 +63,19 @@ FULL_ACCESS_CONFIRM = (
     "It can read, change and delete any of your files, use the network, and reach what you are logged in to "
     "(SSH keys, the keyring, Docker). Approve only if you know what every part of it does."
 )
+
+
+def risk_sentence(words: list[str]) -> str:
+    """`has hidden characters, and sudo: runs as root` -> for "This command ..."."""
+    quoted = [f"“{w}”" for w in words]
+    joined = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    return f"has {'a risk' if len(words) == 1 else 'risks'}: {joined}"
+
+
+def _bold(font: QFont) -> QFont:
+    bold = QFont(font)
+    bold.setBold(True)
+    return bold
 
 
 class ApprovalQueue(QWidget):
@@ -174,19 +188,24 @@ class ApprovalQueue(QWidget):
         table.setShowGrid(False)
         table.setWordWrap(False)
         table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        table.setItemDelegateForColumn(COL_COMMAND, ChipDelegate(table))  # the command, then its risk chips
         table.verticalHeader().hide()
         table.verticalHeader().setDefaultSectionSize(26)
         header = table.horizontalHeader()
         header.setHighlightSections(False)
         header.setSectionResizeMode(COL_COMMAND, QHeaderView.ResizeMode.Stretch)
+        # Widths from the font (a header is never clipped, at any scale): the wider of the header and a sample.
         if model.history:
-            widths = {COL_AGENT: 92, COL_ACCESS: 82, COL_CWD: 90, COL_TIME: 68, COL_STATUS: 150, COL_EXIT: 36}
+            samples = {COL_AGENT: "research-bot", COL_ACCESS: "full access", COL_CWD: "workspace/site",
+                       COL_TIME: "12 Dec 23:45", COL_STATUS: "done · by “git status”", COL_EXIT: "255"}  # fmt: skip
         else:
-            widths = {COL_AGENT: 100, COL_ACCESS: 84, COL_CWD: 140, COL_TIME: 72}
+            samples = {COL_AGENT: "research-bot", COL_ACCESS: "full access", COL_CWD: "workspace/site/x",
+                       COL_TIME: "Waiting"}  # fmt: skip
         header.setMinimumSectionSize(40)
-        for col, width in widths.items():
-            if col < model.columnCount():
-                table.setColumnWidth(col, width)
+        body, head = table.fontMetrics(), QFontMetrics(_bold(table.font()))
+        for col, sample in samples.items():
+            title = str(model.headerData(col, Qt.Orientation.Horizontal))
+            table.setColumnWidth(col, max(body.horizontalAdvance(sample), head.horizontalAdvance(title) + 8) + 18)
         return table
 
     # -- loading -----------------------------------------------------------------------------------
@@ -213,6 +232,7 @@ class ApprovalQueue(QWidget):
                 pending = await asyncio.to_thread(self.app.approvals.list, "pending")
                 everything = await asyncio.to_thread(self.app.approvals.list, None)
                 sandbox = await asyncio.to_thread(lambda: self.app.approvals.sandbox)  # checked once, then kept
+                patterns = {p.id: p.pattern for p in await asyncio.to_thread(self.app.approvals.list_patterns)}
             except Exception as e:
                 logger.exception("could not load the approval queue")
                 self.message.emit(f"Could not load the approval queue: {e}")
@@ -220,6 +240,8 @@ class ApprovalQueue(QWidget):
             if self._stopped:
                 return
             self.detail.sandbox = sandbox
+            self.detail.patterns = patterns
+            self.history_model.set_patterns(patterns)
             self._apply(list(reversed(pending)), [r for r in everything if r.status != "pending"])
             if not self._reload_again:
                 return
@@ -354,7 +376,23 @@ class ApprovalQueue(QWidget):
             return None
         if not self.app.approvals.sandbox.available:
             return await self._approve_full(req)
+        if self.detail.risky(req) and not await self._confirm_risky(req):
+            return None
         return await self._decide(req, "approve", access="sandbox")
+
+    async def _confirm_risky(self, req: ShellRequest) -> bool:
+        """Approve asks once more for a command with a risk chip or hidden characters (Cancel is the default)."""
+        self._buttons(False)
+        try:
+            return await confirm(
+                self,
+                "Approve a risky command",
+                f"This command {risk_sentence(self.detail.risk_words(req))}. Run it anyway?",
+                "Approve anyway",
+                detail="Read every part of the command first. Nothing runs until you approve it; Deny is safe.",
+            )
+        finally:
+            self._buttons(True)
 
     @async_slot()
     async def approve_full_selected(self) -> ShellRequest | None:
@@ -367,9 +405,11 @@ class ApprovalQueue(QWidget):
             return None  # never more than the agent asked for
         self._buttons(False)
         try:
+            risks = self.detail.risk_words(req) if self.detail.risky(req) else []
             yes = await self._confirm_full_access(
                 "Approve with full access",
-                "Run this command with full access, as you, outside any sandbox?",
+                "Run this command with full access, as you, outside any sandbox?"
+                + (f" It {risk_sentence(risks)}." if risks else ""),
                 "Run with full access",
             )
         finally:

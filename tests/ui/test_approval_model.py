@@ -42,7 +42,9 @@ def test_set_requests_inserts_removes_and_updates_in_place(qapp: object) -> None
     assert model.index(2, COL_STATUS).data() == "running · by you"
     model.set_requests([req("c", "done", decided_by="pattern:7", result=ShellResult(3, "", ""))])
     assert model.rowCount() == 1
-    assert model.index(0, COL_STATUS).data() == "done · by pattern #7"
+    assert model.index(0, COL_STATUS).data() == "done · by trusted pattern #7 (since removed)"
+    model.set_patterns({7: "ls *"})  # the pattern itself, once the queue knows it
+    assert model.index(0, COL_STATUS).data() == "done · by “ls *”"
     assert model.index(0, COL_EXIT).data() == "3"
     model.set_requests([req("e", "expired"), req("f", "denied", decided_by="user")])
     assert model.index(0, COL_STATUS).data().startswith("expired")
