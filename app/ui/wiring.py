@@ -23,7 +23,7 @@ from app.ui.approval_queue import ApprovalQueue
 from app.ui.bridge import CoreBridge
 from app.ui.settings_dialog import SettingsDialog
 from app.ui.tasks import WINDOW_TASKS
-from app.ui.tray import BannerChannel, Channel, Notifier, PendingBanner, Tray, TrayChannel
+from app.ui.tray import BannerChannel, Channel, Notifier, PendingBanner, PopupChannel, Tray, TrayChannel
 
 if TYPE_CHECKING:
     from app.ui.desktop import Desktop
@@ -55,7 +55,8 @@ class DesktopWiring(QObject):
         # Tray (where there is one) and notifications.
         self.has_tray = QSystemTrayIcon.isSystemTrayAvailable() if tray is None else tray
         self.tray: Tray | None = None
-        factories: list[Any] = [self._tray_channel, lambda: BannerChannel(self.banner)]
+        self.popup: PopupChannel | None = None
+        factories: list[Any] = [self._popup_channel, self._tray_channel, lambda: BannerChannel(self.banner)]
         self.notifier = Notifier(factories, lambda: bool(self.app.settings.notifications), self)
         if self.has_tray:
             self.tray = Tray(self, about=True)
@@ -85,6 +86,20 @@ class DesktopWiring(QObject):
     def _tray_channel(self) -> Channel | None:
         return TrayChannel(self.tray) if self.tray is not None else None
 
+    def _popup_channel(self) -> Channel | None:
+        """Berth's own popup by the tray (monospace command, folder, time left), where windows can be placed."""
+        if self.tray is None or not PopupChannel.works_here():
+            return None
+        self.popup = PopupChannel(self.tray, self._popup_clicked)
+        return self.popup
+
+    def _popup_clicked(self) -> None:
+        """A waiting request's popup opens that request; any other (an alert) opens the window."""
+        if self.notifier.last_request:
+            self.show_request(self.notifier.last_request)
+        else:
+            self.show_window()
+
     # -- life cycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -98,6 +113,9 @@ class DesktopWiring(QObject):
         self.agents.stop()
         if self.settings_dialog is not None:
             self.settings_dialog.close()
+        if self.popup is not None:
+            self.popup.popup.hide()
+            self.popup.popup.deleteLater()
         if self.tray is not None:
             self.tray.hide()
 
@@ -106,7 +124,8 @@ class DesktopWiring(QObject):
     def _approval_event(self, topic: str, data: Any) -> None:
         self.queue.on_event(topic, data)
         if topic == "approval.pending" and isinstance(data, ShellRequest):
-            self.notifier.notify(data)
+            waiting = {r.request_id for r in self.queue.pending_model.requests()} - {data.request_id}
+            self.notifier.notify(data, more=len(waiting))
 
     def _pending_changed(self, n: int) -> None:
         self.window.set_badge("approvals", n)

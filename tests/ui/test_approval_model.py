@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
 from app.core.approvals import ShellRequest
+from app.core.risks import command_risks
 from app.host import ShellResult
 from app.ui.approval_model import (
     COL_ACCESS,
@@ -66,7 +67,7 @@ def test_notification_text_and_pause(qapp: object) -> None:
     class Spy:
         name = "spy"
 
-        def send(self, title: str, body: str, warn: bool) -> bool:
+        def send(self, title: str, body: str, warn: bool, note: object = None) -> bool:
             sent.append((title, body))
             return True
 
@@ -119,13 +120,17 @@ def test_folder_cell_and_tooltips_escape_control_characters_and_markup(qapp: obj
 
 
 def test_notification_text_is_one_line_per_part_and_says_full_access(qapp: object) -> None:
-    title, body, warn = notification_text(req("a", command="g\u0456t push\nrm -rf ~", access="host"))
+    command = "g\u0456t push\nrm -rf ~"
+    risks = command_risks(command, "/tmp/ws")
+    title, body, warn = notification_text(req("a", command=command, cwd="/tmp/ws", access="host", risks=risks))
     assert title == "demo asks to run a command with full access" and warn
     command, *rest = body.split("\n")
     assert command == "g\u0456t push…"  # a look-alike letter is shown as itself (it is named in the queue)
-    assert rest == ["⚠ It has look-alike or hidden characters.", "Click to review it in Berth."]
-    title, body, warn = notification_text(req("b", command="ls"))
-    assert title == "demo asks to run a command" and body == "ls\nClick to review it in Berth." and not warn
+    assert rest[0] == "in /tmp/ws" and rest[-1] == "Click to review it in Berth."
+    assert "⚠ It has look-alike or hidden characters. Risks: deletes files, writes outside its folder." in rest
+    title, body, warn = notification_text(req("b", command="ls", cwd="/tmp/ws", expires_at=time.time() + 95.5), more=2)
+    assert title == "demo asks to run a command" and not warn
+    assert body == "ls\nin /tmp/ws\n1 min 35 s left to decide · 2 more waiting\nClick to review it in Berth."
 
 
 def test_a_folder_in_the_agents_workspace_reads_workspace(qapp: object) -> None:

@@ -89,12 +89,18 @@ def test_tray_icon_notification_and_activation(x_with_tray: str, tmp_path: Path)
     assert found["tray_made"] and found["icon_visible"] and found["icon_geometry"]
     # With a tray, closing the window keeps Berth running.
     assert found["close_to_tray"] and found["window_hidden"] and not found["quit_after_close"]
-    # A new request: a notification naming the agent and the start of the command, through the tray.
-    assert found["notified"], found
-    title, body = found["message"]
-    assert "tray-agent" in title and body.startswith("echo from the tray test")
-    assert found["sent"] == ["tray"]
+    # A new request: Berth's popup by the tray names the agent, shows the command in monospace, its folder
+    # and the time left; the icon carries the count in a badge.
+    assert found["notified"] and found["popup_visible"], found
+    title, command = found["message"]
+    assert "tray-agent" in title and command.startswith("echo from the tray test")
+    assert found["popup_mono"] and found["popup_folder"].startswith("in /") and found["popup_near_icon"]
+    assert "left to decide" in found["popup_facts"]
+    assert found["sent"][0] == "popup" and found["balloon_not_used"]
     assert found["pending_icon"] and found["menu_count"].startswith("1 command waiting")
+    assert found["badge_colour"] == "#c2410c", found["badge_colour"]
+    assert "1 more waiting" in found["more_waiting"] and "downloads and runs code" in found["risk_warning"]
+    assert found["two_on_icon"]
     # Activating the notification brings the window to that request; the menu and a click open it too.
     assert found["window_after_message"] and found["view_after_message"] == "approvals"
     assert found["selected_after_message"]
