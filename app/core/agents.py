@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -67,12 +68,17 @@ def validate_name(name: str) -> str:
     return name
 
 
+LAST_USED_KEY = "agent_last_used:"
+LAST_USED_WRITE_S = 60.0
+
+
 class Agents:
     def __init__(self, store: Store, vault: TokenVault, workspaces: Workspaces, events: EventBus) -> None:
         self._store = store
         self._vault = vault
         self._workspaces = workspaces
         self._events = events
+        self._last_used: dict[str, float] = {}  # agent -> last time its token was used (kept in meta, per minute)
 
     # -- owner -----------------------------------------------------------------------------------
 
@@ -182,4 +188,22 @@ class Agents:
             raise Unauthorized("unknown token", hint="make one with `berth agents add NAME` or in Agent Settings")
         if not agent.enabled:
             raise Forbidden(f"agent {agent.name!r} is disabled", hint="enable it in Agent Settings")
+        self._used(agent.name)
         return Principal(agent)
+
+    def _used(self, name: str) -> None:
+        """Remember the token's use (Agents view: "Last used"); written to the store at most once a minute."""
+        now = time.time()
+        before = self.last_used(name) or 0.0
+        self._last_used[name] = now
+        if now - before >= LAST_USED_WRITE_S:
+            self._store.set_meta(LAST_USED_KEY + name, f"{now:.0f}")
+
+    def last_used(self, name: str) -> float | None:
+        """When the agent's token was last used (to the minute across restarts), None if never. Blocking."""
+        if name not in self._last_used:
+            stored = self._store.get_meta(LAST_USED_KEY + name)
+            if stored is None:
+                return None
+            self._last_used[name] = float(stored)
+        return self._last_used[name]

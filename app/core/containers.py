@@ -290,8 +290,9 @@ class Containers:
         self._admission.release(agent.name, info.id)
         await self._audit(agent, "container.remove", info, actor)
 
-    async def usage(self, agent: Agent) -> dict[str, Any]:
-        """What the agent uses now; `network` names its network and the services reachable there by name."""
+    async def usage(self, agent: Agent, *, largest_memory: bool = False) -> dict[str, Any]:
+        """What the agent uses now; `network` names its network and the services reachable there by name.
+        With `largest_memory` (the window's Agents view), also the memory of its largest running container."""
         running = [c for c in await self.list(agent, all=False) if c.status == "running"]
         stats = await self.engine.stats(running)
         cpus = sum(s.cpu_percent for s in stats.values()) / 100.0
@@ -303,7 +304,7 @@ class Containers:
             "network": {"name": self.engine.network_name(agent.name), "services": services}
             if agent.limits.network
             else None,
-        }
+        } | ({"largest_memory": max((s.memory_bytes for s in stats.values()), default=0)} if largest_memory else {})
 
     def usage_offline(self, agent: Agent) -> dict[str, Any]:
         """`usage` while the engine is away: what admission knows, no CPU reading."""

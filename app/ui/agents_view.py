@@ -1,20 +1,23 @@
 """Agent Settings: every agent with its usage against its limits, and what can be done to it.
 
-The table (`AgentTableModel`) shows containers running / limit and CPU in use / quota, refreshed
-every two seconds while the view is visible. Add (the token shown once, with a snippet), edit
-(limits, patterns, workspace and host folders), rotate the token, disable/enable, remove (asking what to do with its
-containers and workspace), open the workspace folder.
+The table (`AgentTableModel`) shows, as live bars refreshed every two seconds while the view is visible,
+containers running against the limit (marked at the limit), CPU in use against the quota (in % as on the
+Containers page: 100 % is one CPU), the memory of its largest container against the cap, and the queue
+when requests wait; then when its token was last used and its workspace folder. Add (the token shown once,
+with a snippet), edit (limits, patterns, workspace and host folders), rotate the token, disable/enable,
+remove (asking what to do with its containers and workspace), open the workspace folder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -22,6 +25,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QStackedWidget,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -43,22 +49,77 @@ from app.ui.widgets import EmptyState, loop_running
 logger = logging.getLogger(__name__)
 
 Index = QModelIndex | QPersistentModelIndex
-COL_NAME, COL_STATE, COL_CONTAINERS, COL_CPU, COL_MEMORY, COL_AT_LIMIT, COL_NETWORK = range(7)
-HEADERS = ("Agent", "State", "Containers", "CPU", "Memory", "At limit", "Network")
+(
+    COL_NAME,
+    COL_STATE,
+    COL_CONTAINERS,
+    COL_CPU,
+    COL_MEMORY,
+    COL_QUEUE,
+    COL_AT_LIMIT,
+    COL_LAST_USED,
+    COL_NETWORK,
+    COL_WORKSPACE,
+) = range(10)
+HEADERS = (
+    "Agent",
+    "State",
+    "Containers",
+    "CPU",
+    "Largest container",
+    "Queue",
+    "At the limit",
+    "Last used",
+    "Network",
+    "Workspace",
+)
 AGENT_ROLE = Qt.ItemDataRole.UserRole + 1
+BAR_ROLE = Qt.ItemDataRole.UserRole + 2  # (value, maximum, text) for a usage bar
 USAGE_INTERVAL_MS = 2000
+AT_LIMIT_COLOR = "#c2410c"
 
 
 @dataclass
 class AgentRow:
     agent: Agent
     usage: dict[str, Any] = field(default_factory=dict)
+    workspace: str = ""
+    last_used: float | None = None
+
+
+def last_used_text(when: float | None, now: float | None = None) -> str:
+    if not when:
+        return "never"
+    return f"{fmt.age(when, now)} ago"
 
 
 class AgentTableModel(RowTableModel):
+    """Agents as rows, with live usage against their limits (bars: containers, CPU, largest container)."""
+
     def __init__(self, parent: Any = None) -> None:
         super().__init__(HEADERS, parent)
         self._rows: list[AgentRow] = []
+
+    def bar(self, row: AgentRow, col: int) -> tuple[float, float, str] | None:
+        lim, usage = row.agent.limits, row.usage
+        if col == COL_CONTAINERS:
+            n = usage.get("containers")
+            if n is None:
+                return None
+            full = " · at limit" if n >= lim.max_containers else ""
+            return float(n), float(lim.max_containers), f"{n} of {lim.max_containers}{full}"
+        if col == COL_CPU:
+            used = usage.get("cpus_in_use")
+            if used is None:
+                return None
+            # As on the Containers page: 100 % is one CPU; the quota in the same unit.
+            return used * 100, lim.cpus * 100, f"{fmt.percent(used * 100)} of {lim.cpus * 100:g} %"
+        if col == COL_MEMORY:
+            largest = usage.get("largest_memory")
+            if largest is None:
+                return None
+            return float(largest), float(lim.memory), f"{fmt.size(largest) or '0 B'} of {fmt.size(lim.memory)}"
+        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
@@ -67,36 +128,64 @@ class AgentTableModel(RowTableModel):
         a, lim, col = row.agent, row.agent.limits, index.column()
         if role == AGENT_ROLE:
             return a
+        if role == BAR_ROLE:
+            return self.bar(row, col)
+        at_limit = row.usage.get("containers", 0) >= lim.max_containers
+        queued = int(row.usage.get("queued") or 0)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == COL_NAME:
                 return a.name
             if col == COL_STATE:
                 return "enabled" if a.enabled else "disabled"
-            if col == COL_CONTAINERS:
-                n = row.usage.get("containers")
-                return f"{'–' if n is None else n} / {lim.max_containers}"
-            if col == COL_CPU:
-                used = row.usage.get("cpus_in_use")
-                return f"{'–' if used is None else f'{used:.2f}'} / {lim.cpus:g} CPU"
-            if col == COL_MEMORY:
-                return f"{fmt.size(lim.memory)} each"
+            if col in (COL_CONTAINERS, COL_CPU, COL_MEMORY):
+                bar = self.bar(row, col)
+                return bar[2] if bar is not None else "–"
+            if col == COL_QUEUE:
+                return f"{queued} waiting" if queued else "–"
             if col == COL_AT_LIMIT:
                 return f"queue ({lim.queue_timeout_s:g} s)" if lim.at_limit == "queue" else "reject"
+            if col == COL_LAST_USED:
+                return last_used_text(row.last_used)
             if col == COL_NETWORK:
                 if not lim.network:
                     return "off"
                 services = (row.usage.get("network") or {}).get("services") or []
                 return "on · " + ", ".join(services) if services else "on"
+            if col == COL_WORKSPACE:
+                return row.workspace
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == COL_STATE and not a.enabled:
                 return QColor("#b3261e")
-            if col == COL_CONTAINERS and row.usage.get("containers", 0) >= lim.max_containers:
-                return QColor("#c2410c")
+            if (col == COL_CONTAINERS and at_limit) or (col == COL_QUEUE and queued):
+                return QColor(AT_LIMIT_COLOR)
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_NAME and (at_limit or queued):
+            return icon("warning")
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == COL_NAME and (at_limit or queued):
+                return (
+                    f"{a.name} runs as many containers as it may ({lim.max_containers})"
+                    + (f"; {queued} request{'s' if queued != 1 else ''} wait for a free slot" if queued else "")
+                    + ". Raise its limit with Edit agent…, or stop one of its containers."
+                )
             if col == COL_CONTAINERS:
-                return "containers running (and starting) / the most it may run at once"
+                return "Containers running (and starting) / the most it may run at once"
             if col == COL_CPU:
-                return "CPU in use now by all its containers / its CPU quota"
+                return "CPU in use now by all its containers / its CPU quota (100 % is one CPU, as on Containers)"
+            if col == COL_MEMORY:
+                return "Memory of its largest running container / the memory cap of each container"
+            if col == COL_QUEUE:
+                return "Requests waiting for a free container slot (at the limit, with 'queue')"
+            if col == COL_LAST_USED:
+                when = row.last_used
+                return (
+                    time.strftime("Token last used %Y-%m-%d %H:%M:%S", time.localtime(when))
+                    if when
+                    else ("Its token has not been used yet")
+                )
+            if col == COL_WORKSPACE:
+                return f"{row.workspace}\nMounted at /workspace in each of its containers"
             if col == COL_NETWORK:
                 net = row.usage.get("network")
                 if not lim.network:
@@ -110,15 +199,26 @@ class AgentTableModel(RowTableModel):
                 )
         return None
 
-    def set_agents(self, agents: list[Agent]) -> None:
-        usage = {r.agent.name: r.usage for r in self._rows}
-        self.reset_rows([AgentRow(a, usage.get(a.name, {})) for a in agents])  # changed rarely, by the person
+    def set_agents(self, agents: list[Agent], workspaces: dict[str, str] | None = None) -> None:
+        old = {r.agent.name: r for r in self._rows}
+        self.reset_rows(  # changed rarely, by the person
+            [
+                AgentRow(
+                    a,
+                    old[a.name].usage if a.name in old else {},
+                    (workspaces or {}).get(a.name, old[a.name].workspace if a.name in old else ""),
+                    old[a.name].last_used if a.name in old else None,
+                )
+                for a in agents
+            ]
+        )
 
-    def set_usage(self, name: str, usage: dict[str, Any]) -> None:
+    def set_usage(self, name: str, usage: dict[str, Any], last_used: float | None = None) -> None:
         for i, r in enumerate(self._rows):
-            if r.agent.name == name and r.usage != usage:
+            if r.agent.name == name and (r.usage != usage or r.last_used != last_used):
                 r.usage = usage
-                self.dataChanged.emit(self.index(i, COL_CONTAINERS), self.index(i, COL_NETWORK))
+                r.last_used = last_used
+                self.dataChanged.emit(self.index(i, COL_NAME), self.index(i, COL_WORKSPACE))
 
     def agents(self) -> list[Agent]:
         return [r.agent for r in self._rows]
@@ -128,6 +228,50 @@ class AgentTableModel(RowTableModel):
 
     def usage(self, name: str) -> dict[str, Any]:
         return next((r.usage for r in self._rows if r.agent.name == name), {})
+
+
+class UsageBarDelegate(QStyledItemDelegate):
+    """A cell as a bar (value against its maximum) with its words beside it; orange at the limit."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        bar = index.data(BAR_ROLE)
+        if bar is None:
+            super().paint(painter, option, index)
+            return
+        value, maximum, text = bar
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget is not None else None
+        if style is not None:
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        share = 0.0 if maximum <= 0 else max(0.0, min(1.0, value / maximum))
+        full = share >= 0.999
+        rect = opt.rect.adjusted(6, 0, -6, 0)
+        fm = opt.fontMetrics
+        track_w = max(24, min(70, rect.width() - fm.horizontalAdvance(text) - 10))
+        h = max(6, fm.height() // 2)
+        track = QRect(rect.x(), rect.center().y() - h // 2, track_w, h)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#e5e7eb"))
+        painter.drawRoundedRect(track, h / 2, h / 2)
+        if share > 0:
+            filled = QRect(track.x(), track.y(), max(h, int(track_w * share)), h)
+            painter.setBrush(QColor(AT_LIMIT_COLOR if full or share >= 0.9 else "#1f5f8b"))
+            painter.drawRoundedRect(filled, h / 2, h / 2)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        color = index.data(Qt.ItemDataRole.ForegroundRole)
+        pen = color if isinstance(color, QColor) else opt.palette.text().color()
+        painter.setPen(opt.palette.highlightedText().color() if selected and color is None else pen)
+        text_rect = rect.adjusted(track_w + 8, 0, 0, 0)
+        painter.drawText(
+            text_rect,
+            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+            fm.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width()),
+        )
+        painter.restore()
 
 
 class AgentsView(QWidget):
@@ -153,7 +297,7 @@ class AgentsView(QWidget):
         head.addWidget(hint, 1)
 
         self.add_button = self._button("", "Add agent…", "Make a new agent and its token", primary=True)
-        self.edit_button = self._button("settings", "Settings…", "Limits, trusted commands, workspace and host folders")
+        self.edit_button = self._button("edit", "Edit agent…", "Limits, trusted commands, workspace and host folders")
         self.rotate_button = self._button("key", "New token…", "Replace the agent's token; the old one stops working")
         self.enable_button = self._button("disable", "Disable", "A disabled agent's calls are refused")
         self.workspace_button = self._button("folder", "Open workspace", "Open the agent's folder in the file manager")
@@ -177,10 +321,27 @@ class AgentsView(QWidget):
         header = self.table.horizontalHeader()
         header.setHighlightSections(False)
         header.setStretchLastSection(True)
-        for col, width in {COL_NAME: 200, COL_STATE: 90, COL_CONTAINERS: 110, COL_CPU: 130, COL_MEMORY: 120}.items():
-            self.table.setColumnWidth(col, width)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)  # over their values
+        bars = UsageBarDelegate(self.table)
+        for col in (COL_CONTAINERS, COL_CPU, COL_MEMORY):
+            self.table.setItemDelegateForColumn(col, bars)
+        fm = self.table.fontMetrics()
+        samples = {
+            COL_NAME: "research-bot-xx",
+            COL_STATE: "disabled",
+            COL_CONTAINERS: "█████ 10 of 10 · at limit",
+            COL_CPU: "█████ 100.0 % of 100 %",
+            COL_MEMORY: "█████ 512 MiB of 512 MiB",
+            COL_QUEUE: "3 waiting",
+            COL_AT_LIMIT: "queue (120 s)",
+            COL_LAST_USED: "59 min ago",
+            COL_NETWORK: "on · docs-site, ingest",
+        }
+        for col, sample in samples.items():
+            heading = HEADERS[col]
+            self.table.setColumnWidth(col, max(fm.horizontalAdvance(sample), fm.horizontalAdvance(heading) + 12) + 16)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Interactive)
-        self.table.setColumnWidth(COL_AT_LIMIT, 130)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a workspace path keeps its end
         self.empty = EmptyState()
         self.empty.picture.setPixmap(icon("agents").pixmap(48, 48))
         self.empty.show_state(
@@ -250,6 +411,7 @@ class AgentsView(QWidget):
     async def reload(self) -> None:
         try:
             agents = await asyncio.to_thread(self.app.agents.list)
+            workspaces = {a.name: str(self.app.workspaces.path(a.name)) for a in agents}
         except Exception as e:
             logger.exception("could not list agents")
             self.message.emit(f"Could not list the agents: {e}")
@@ -257,7 +419,7 @@ class AgentsView(QWidget):
         if self._stopped:
             return
         selected = self.selected()
-        self.model.set_agents(agents)
+        self.model.set_agents(agents, workspaces)
         self.stack.setCurrentWidget(self.table if agents else self.empty)
         if selected is not None:
             self.select(selected.name)
@@ -275,12 +437,15 @@ class AgentsView(QWidget):
 
     async def refresh_usage(self) -> None:
         agents = self.model.agents()
-        results = await asyncio.gather(*(self.app.containers.usage(a) for a in agents), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self.app.containers.usage(a, largest_memory=True) for a in agents), return_exceptions=True
+        )
+        used = await asyncio.to_thread(lambda: {a.name: self.app.agents.last_used(a.name) for a in agents})
         if self._stopped:
             return
         for a, usage in zip(agents, results, strict=True):
             if isinstance(usage, dict):
-                self.model.set_usage(a.name, usage)
+                self.model.set_usage(a.name, usage, used.get(a.name))
             else:
                 logger.debug("usage of %s: %s", a.name, usage)
 

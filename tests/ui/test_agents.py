@@ -15,7 +15,20 @@ from PySide6.QtWidgets import QDialog, QMessageBox, QPushButton
 from app.errors import InvalidParams, LimitReached, Unauthorized
 from app.rpc.client import BerthClient
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog, RemoveAgentDialog
-from app.ui.agents_view import COL_CONTAINERS, COL_NETWORK, AgentsView
+from app.ui.agents_view import (
+    BAR_ROLE,
+    COL_CONTAINERS,
+    COL_CPU,
+    COL_LAST_USED,
+    COL_MEMORY,
+    COL_NETWORK,
+    COL_QUEUE,
+    COL_WORKSPACE,
+    AgentsView,
+)
+from app.ui.agents_view import (
+    COL_NAME as AGENT_COL_NAME,
+)
 from app.ui.container_model import COL_NAME
 from app.ui.patterns_editor import COL_ACCESS
 from app.ui.token_dialog import TokenDialog
@@ -56,7 +69,9 @@ async def test_edited_limits_apply_to_the_next_run(harness: Harness) -> None:
     assert err.value.code == -32003
     # The table shows the usage against the new limit.
     row = v.model.row_of("demo")
-    await wait_until(lambda: v.model.index(row, COL_CONTAINERS).data() == "1 / 1", what="usage 1 / 1", timeout=8)
+    await wait_until(
+        lambda: v.model.index(row, COL_CONTAINERS).data() == "1 of 1 · at limit", what="usage 1 of 1", timeout=8
+    )
     await h.rpc("containers.remove", id=svc["id"], force=True)
 
 
@@ -250,3 +265,40 @@ async def test_the_command_line_acts_through_the_running_app_and_the_window_show
     audit = await asyncio.to_thread(h.app.store.list_audit)
     assert any(e["action"] == "trust.add" and e["actor"] == "you" for e in audit)
     dialog.close()
+
+
+async def test_agents_usage_bars_show_real_usage(harness: Harness) -> None:
+    """Agents view at a glance: live bars of CPU against the quota, containers against the maximum, the largest
+    container's memory against the cap, and the queue once requests wait at the limit -- from real containers."""
+    h, v = harness, view(harness)
+    await asyncio.to_thread(h.app.agents.set_limits, "demo", max_containers=2, at_limit="queue", queue_timeout_s=60)
+    h.window.show_view("agents")
+    await v.reload()
+    row = v.model.row_of("demo")
+    assert v.model.index(row, COL_LAST_USED).data() == "never"
+    assert v.model.index(row, COL_WORKSPACE).data() == str(h.app.workspaces.path("demo"))
+    busy = await h.rpc("services.start", name="busy", image=BUSYBOX, command="sh -c 'while :; do :; done'")
+    idle = await h.rpc("services.start", name="idle", image=BUSYBOX, command="sleep 300")
+
+    def bar(col: int) -> tuple[float, float, str]:
+        value = v.model.index(row, col).data(BAR_ROLE)
+        return value if value is not None else (0.0, 1.0, "")
+
+    await wait_until(lambda: bar(COL_CPU)[0] > 20, what="the busy container's CPU on the bar", timeout=20)
+    _value, maximum, text = bar(COL_CPU)
+    assert maximum == 100 and text.endswith("of 100 %")  # 1 CPU = 100 %, as on the Containers page
+    assert bar(COL_CONTAINERS)[:2] == (2, 2) and "at limit" in bar(COL_CONTAINERS)[2]
+    assert v.model.index(row, COL_CONTAINERS).data(Qt.ItemDataRole.ForegroundRole) is not None  # marked
+    assert v.model.index(row, AGENT_COL_NAME).data(Qt.ItemDataRole.DecorationRole) is not None
+    largest, cap, _text = bar(COL_MEMORY)
+    assert 0 < largest < cap == h.app.agents.get("demo").limits.memory
+    assert v.model.index(row, COL_LAST_USED).data().endswith("ago")  # the token was just used
+
+    # At the limit, a run waits: the queue shows it, and goes once a slot frees.
+    queued = asyncio.ensure_future(h.rpc("containers.run", image=BUSYBOX, command="echo from the queue"))
+    await wait_until(lambda: v.model.index(row, COL_QUEUE).data() == "1 waiting", what="the queue", timeout=10)
+    await h.rpc("containers.remove", id=idle["id"], force=True)
+    result = await queued
+    assert result["stdout"] == "from the queue\n"
+    await wait_until(lambda: v.model.index(row, COL_QUEUE).data() == "–", what="the queue empty", timeout=10)
+    await h.rpc("containers.remove", id=busy["id"], force=True)
