@@ -18,6 +18,7 @@ import sys
 import app.rpc.owner_methods  # noqa: F401  (registers the owner methods the command line uses)
 from app.config import Paths
 from app.core.application import Application
+from app.rpc.mcp import PATH as MCP_PATH
 from app.rpc.mcp import McpEndpoint
 from app.rpc.methods import Dispatcher
 from app.rpc.server import RpcServer
@@ -40,7 +41,7 @@ def setup_logging(paths: Paths, *, verbose: bool = False) -> None:
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(fmt)
     root.handlers[:] = [file_handler, stderr]
-    for noisy in ("urllib3", "docker", "aiohttp.access"):
+    for noisy in ("urllib3", "docker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -52,7 +53,7 @@ class Runtime:
         dispatcher = Dispatcher(app)
         self.rpc = RpcServer(dispatcher, port=app.rpc_port)
         self.mcp = McpEndpoint(dispatcher)
-        self.mcp.mount(self.rpc.web)
+        self.rpc.mount(MCP_PATH, self.mcp)
 
     async def start(self) -> None:
         await self.app.start()

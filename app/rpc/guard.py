@@ -1,10 +1,11 @@
 """Connection limits for the local HTTP server: slow or idle sockets are closed, open connections are capped.
 
-aiohttp reads request heads and bodies with no deadline, so a local process could hold any number of
-sockets open by sending a byte a second. Each connection's protocol is wrapped here:
+uvicorn (like most servers meant to sit behind a proxy) reads request heads with no deadline, so a local
+process could hold any number of sockets open by sending a byte a second. Each connection's protocol is
+wrapped here:
 - an idle connection (no request under way) is closed after `idle_s`;
 - once the first bytes of a request arrive, its head must be complete within `head_s`;
-- the server's handler reads bodies with its own deadline (`body_s`, see server.py);
+- the server's guards read bodies with their own deadline (`body_s`, see server.py);
 - past `max_connections` open at once, a new connection is closed at once (the ones open keep going).
 A request under way (a long `wait_s`, an MCP event stream) is never cut: deadlines apply between requests.
 """
@@ -48,21 +49,22 @@ REFUSALS = _RateLimitedLog()
 
 
 class _MalformedRequests(logging.Filter):
-    """aiohttp logs each malformed HTTP request with a full traceback; a refused request is one short line here
-    (rate-limited), never a traceback: a hostile local process must not be able to flood the log."""
+    """uvicorn logs each malformed HTTP request; a refused request is one short line here, rate-limited: a
+    hostile local process must not be able to flood the log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.getMessage().startswith("Error handling request"):
+        message = record.getMessage()
+        if not message.startswith("Invalid HTTP request"):
             return True
         exc = record.exc_info[1] if record.exc_info else None
-        reason = str(getattr(exc, "message", "") or exc or "malformed").strip().splitlines()[0][:120]
+        reason = str(exc or message).strip().splitlines()[0][:120]
         REFUSALS.warning("malformed", "refused a malformed HTTP request: %s", reason)
         return False
 
 
 def quiet_malformed_requests() -> None:
-    """Install the filter on aiohttp's server logger (once)."""
-    server_logger = logging.getLogger("aiohttp.server")
+    """Install the filter on uvicorn's logger (once)."""
+    server_logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _MalformedRequests) for f in server_logger.filters):
         server_logger.addFilter(_MalformedRequests())
 
@@ -81,32 +83,40 @@ class ConnectionGuard:
         self.head_s = head_s
         self.max_connections = max_connections
         self.open: set[_Guarded] = set()
-        self._by_transport: dict[Any, _Guarded] = {}
+        self._by_peer: dict[tuple[str, int], _Guarded] = {}
 
     def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        """Wrap a protocol factory (aiohttp's server) so that each connection is guarded."""
+        """Wrap a protocol factory (uvicorn's) so that each connection is guarded."""
         return lambda: _Guarded(self, make())
 
-    # -- called by the server's middleware -------------------------------------------------------
+    # -- called by the server's middleware, with the ASGI scope's `client` (host, port) --------
 
-    def request_started(self, transport: Any) -> None:
-        guarded = self._by_transport.get(transport)
+    def request_started(self, client: Any) -> None:
+        guarded = self._by_peer.get(_peer(client))
         if guarded is not None:
             guarded.busy()
 
-    def request_finished(self, transport: Any) -> None:
-        guarded = self._by_transport.get(transport)
+    def request_finished(self, client: Any) -> None:
+        guarded = self._by_peer.get(_peer(client))
         if guarded is not None:
             guarded.idle()
 
 
+def _peer(address: Any) -> tuple[str, int]:
+    """A connection's far end as (host, port): on loopback, one connection's own."""
+    if isinstance(address, list | tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return "", 0
+
+
 class _Guarded(asyncio.Protocol):
-    """A protocol that passes everything to aiohttp's and closes the connection at its deadlines."""
+    """A protocol that passes everything to uvicorn's and closes the connection at its deadlines."""
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self._guard = guard
         self._inner = inner
         self._transport: asyncio.Transport | None = None
+        self._peer = ("", 0)
         self._timer: asyncio.TimerHandle | None = None
         self._requests = 0  # under way
         self._receiving = False  # bytes of a request head have come, the request has not started
@@ -121,7 +131,8 @@ class _Guarded(asyncio.Protocol):
             transport.abort()
             return
         guard.open.add(self)
-        guard._by_transport[transport] = self
+        self._peer = _peer(transport.get_extra_info("peername"))
+        guard._by_peer[self._peer] = self
         self._connected = True
         self._inner.connection_made(transport)
         self._arm(guard.idle_s, "idle")
@@ -145,9 +156,9 @@ class _Guarded(asyncio.Protocol):
         self._cancel()
         guard = self._guard
         guard.open.discard(self)
-        if self._transport is not None:
-            guard._by_transport.pop(self._transport, None)
-        if self._connected:  # a refused connection never reached aiohttp
+        if guard._by_peer.get(self._peer) is self:
+            del guard._by_peer[self._peer]
+        if self._connected:  # a refused connection never reached uvicorn
             self._inner.connection_lost(exc)
 
     # -- deadlines -------------------------------------------------------------------------------

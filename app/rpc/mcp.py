@@ -7,9 +7,9 @@ What MCP adds is made for clients as they are: waits that end within a 5 s clien
 one full copy fits a 1 MiB event, and one shape for every error (`isError`, the message and "What to do:"
 as text, the JSON-RPC error with a hint as structured content).
 
-Who is calling: the aiohttp handler authenticates the bearer token before the SDK sees the request
-and puts the `Principal` into that request's ASGI scope. The SDK runs tool handlers in the session's
-own task (started at `initialize`), so a contextvar set per HTTP request would not reach them;
+Who is calling: the endpoint (an ASGI app on the server's router) authenticates the bearer token before
+the SDK sees the request and puts the `Principal` into that request's ASGI scope. The SDK runs tool
+handlers in the session's own task (started at `initialize`), so a contextvar set per HTTP request would not reach them;
 instead each handler reads the principal from `ctx.request`, the HTTP request that carried the
 `tools/call`. The scope's `user` also names the agent, and the SDK refuses (404, as if unknown) a
 session id presented with a credential other than the one that opened the session: agent B cannot
@@ -22,27 +22,27 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import mcp_types as types
-from aiohttp import web
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
 
 from app import __version__
 from app.core.agents import Principal
 from app.core.tokens import hash_token
 from app.errors import BerthError, Forbidden, InvalidParams, MethodNotFound, Unauthorized
-from app.rpc.asgi import serve_asgi
 from app.rpc.methods import METHODS, Dispatcher
 from app.rpc.params import Param, parse_params
+from app.rpc.server import json_response
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ def _error_body(e: BerthError) -> dict[str, Any]:
 
 
 def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
-    """The principal the aiohttp handler authenticated for the HTTP request carrying this message."""
+    """The principal the endpoint authenticated for the HTTP request carrying this message."""
     scope = getattr(ctx.request, "scope", None)
     principal = scope.get(PRINCIPAL_KEY) if isinstance(scope, dict) else None
     if not isinstance(principal, Principal):
@@ -441,7 +441,8 @@ def principal_of(ctx: ServerRequestContext[Any, Any]) -> Principal:
 
 
 class McpEndpoint:
-    """`/mcp` on an aiohttp application, served by the SDK's session manager once `start()` has run."""
+    """`/mcp`, an ASGI app (`server.mount(PATH, endpoint)`), served by the SDK's session manager once `start()`
+    has run."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
@@ -456,10 +457,6 @@ class McpEndpoint:
         self._manager: StreamableHTTPSessionManager | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
-
-    def mount(self, app: web.Application) -> None:
-        for method in ("POST", "GET", "DELETE"):
-            app.router.add_route(method, PATH, self._handle)
 
     async def start(self, allowed_hosts: set[str]) -> None:
         """Start the session manager, allowing exactly `allowed_hosts` (known once the port is)."""
@@ -502,8 +499,9 @@ class McpEndpoint:
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        auth = request.headers.get("Authorization", "")
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        headers = Headers(scope=scope)
+        auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         try:
             principal = await self.dispatcher.authenticate(token)
@@ -515,17 +513,18 @@ class McpEndpoint:
         except BerthError as e:
             # The same JSON-RPC error body as /rpc answers.
             status = 401 if e.code == Unauthorized.code else 403
-            headers = {"WWW-Authenticate": 'Bearer realm="berth"'} if status == 401 else None
-            return web.json_response(_error_body(e), status=status, headers=headers)
+            challenge = {"WWW-Authenticate": 'Bearer realm="berth"'} if status == 401 else None
+            return await json_response(_error_body(e), status, challenge)(scope, receive, send)
         manager = self._manager
         if manager is None:
-            return web.json_response(_error_body(BerthError("Berth is starting or stopping; try again")), status=503)
+            busy = _error_body(BerthError("Berth is starting or stopping; try again"))
+            return await json_response(busy, 503)(scope, receive, send)
         assert token is not None
         # The SDK binds each session to this identity and answers 404 to a session id presented by anyone else.
         user = AuthenticatedUser(
             AccessToken(token=hash_token(token), client_id=principal.name, scopes=[], subject=hash_token(token))
         )
-        return await serve_asgi(request, manager.handle_request, {"user": user, PRINCIPAL_KEY: principal})
+        await manager.handle_request({**scope, "user": user, PRINCIPAL_KEY: principal}, receive, send)
 
     # -- MCP handlers ----------------------------------------------------------------------------
 

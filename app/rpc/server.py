@@ -1,8 +1,17 @@
-"""JSON-RPC 2.0 over HTTP on 127.0.0.1 (API.md), on aiohttp in the app's one event loop.
+"""JSON-RPC 2.0 over HTTP on 127.0.0.1 (API.md): one Starlette app for `/rpc`, `/health` and `/mcp`, served
+by uvicorn's HTTP protocol in the app's one event loop (the MCP SDK's own hosting: its ASGI app runs as
+written, with no bridge).
 
-Order of checks for `POST /rpc`: Host and Origin (a web page must never reach this port: DNS
-rebinding, CSRF) -> size -> token -> JSON -> envelope -> method and params. Internal errors are
-logged with their traceback and answered -32603 without it.
+Order of checks for every request (`Guards`, an ASGI middleware): Host and Origin (a web page must never reach
+this port: DNS rebinding, CSRF) -> size (Content-Length, then the body as it arrives) and the body's deadline.
+Then, for `POST /rpc`: token -> JSON -> envelope -> method and params. Internal errors are logged with their
+traceback and answered -32603 without it, never an HTML 500.
+
+uvicorn is driven here rather than through `uvicorn.Server.serve()`, which would install its own signal
+handlers and own the loop's shutdown: each connection's protocol is wrapped by `ConnectionGuard` (guard.py:
+deadlines, a cap on open connections, a cap on a request head's size), and `stop()` gives requests under way
+a second before cancelling them (a cancelled blocking run removes its container). The HTTP parser is h11,
+whose cap on an incomplete request head (16 KiB) bounds what a slow local client can make Berth hold.
 """
 
 from __future__ import annotations
@@ -12,9 +21,14 @@ import json
 import logging
 import math
 import re
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from aiohttp import web
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router
+from uvicorn.server import ServerState
 
 from app.core.agents import Principal
 from app.errors import (
@@ -23,13 +37,20 @@ from app.errors import (
     InvalidRequest,
     ParseError,
 )
-from app.rpc.guard import BODY_S, REFUSALS, ConnectionGuard, quiet_malformed_requests
+from app.rpc.guard import BODY_S, IDLE_S, REFUSALS, ConnectionGuard, quiet_malformed_requests
 from app.rpc.methods import Dispatcher
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_BATCH = 50
+STOP_GRACE_S = 1.0  # requests under way at stop get this long, then are cancelled
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _error(id_: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -43,12 +64,12 @@ def _from_exc(id_: Any, e: BerthError) -> dict[str, Any]:
     return _error(id_, e.code, e.message, e.data())
 
 
-def _json_response(body: Any, status: int = 200) -> web.Response:
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     try:
         data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
     except (UnicodeEncodeError, ValueError):  # text that is not Unicode (a lone surrogate): escape it all
         data = json.dumps(body, ensure_ascii=True, default=str).encode()
-    return web.Response(body=data, status=status, content_type="application/json")
+    return Response(data, status_code=status, media_type="application/json", headers=headers)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -84,8 +105,126 @@ def parse_body(raw: bytes) -> Any:
     return body
 
 
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Guards:
+    """The checks every request passes before any handler runs, and the body's size cap and deadline.
+
+    A pure ASGI middleware (no buffering), so MCP's event streams go out as they are sent.
+    """
+
+    def __init__(self, app: ASGIApp, server: RpcServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        server = self.server
+        server.guard.request_started(scope.get("client"))  # no connection deadline while a request is under way
+        try:
+            await self._checked(scope, receive, send)
+        finally:
+            server.guard.request_finished(scope.get("client"))
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if host not in self.server.allowed_hosts():
+            REFUSALS.warning("host", "refused a request with Host %r", host)
+            return await json_response({"error": f"Host {host!r} is not allowed"}, 403)(scope, receive, send)
+        origin = headers.get("origin")
+        if origin is not None and origin != "null":
+            REFUSALS.warning("origin", "refused a request from a browser origin %r", origin)
+            return await json_response({"error": "browser origins may not call Berth"}, 403)(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.server.body_s
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            await _discard_body(receive, deadline)
+            return await json_response({"error": "request body over 8 MiB"}, 413)(scope, receive, send)
+        received = 0
+        body_done = False
+
+        async def guarded_receive() -> Message:
+            # The body must arrive within body_s and stay within MAX_BODY; after it, receive() is the server's
+            # own (it reports http.disconnect when the client goes).
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                REFUSALS.warning(
+                    "slow", "refused a request whose body did not arrive within %.0f s", self.server.body_s
+                )
+                raise _BodyRefused(408, f"the request body did not arrive within {self.server.body_s:g} s") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY:
+                    raise _BodyRefused(413, "request body over 8 MiB")
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
+            return message
+
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, guarded_receive, tracked_send)
+        except _BodyRefused as e:
+            if not started:
+                if e.status == 413:
+                    await _discard_body(receive, deadline)
+                await json_response({"error": e.message}, e.status)(scope, receive, send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug: said as a JSON-RPC internal error, never an HTML 500 with a traceback
+            logger.exception("internal error serving %s", scope.get("path"))
+            if not started:
+                body = _error(None, INTERNAL_ERROR, "internal error (the log has the details)", {"kind": "internal"})
+                await json_response(body, 200 if scope.get("path") == "/rpc" else 500)(scope, receive, send)
+
+
+async def _discard_body(receive: Receive, deadline: float, limit: int = 8 * MAX_BODY) -> None:
+    """Read and drop the rest of a refused body (within the deadline and `limit` bytes), so that a client
+    still sending it reads the answer rather than a reset connection."""
+    loop = asyncio.get_running_loop()
+    dropped = 0
+    try:
+        while dropped < limit:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            dropped += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+    except TimeoutError:
+        return
+
+
+async def _read_body(request: Request) -> bytes:
+    chunks = [chunk async for chunk in request.stream()]
+    return b"".join(chunks)
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (uvicorn's receive() says so after the body has been read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class RpcServer:
-    """Serves `/rpc` and `/health`; other transports (MCP) can be added to `self.web`."""
+    """Serves `/rpc` and `/health`; other ASGI apps (MCP) are `mount`ed on the same port before `start`."""
 
     def __init__(self, dispatcher: Dispatcher, host: str = "127.0.0.1", port: int = 7450) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
@@ -93,113 +232,131 @@ class RpcServer:
         self.dispatcher = dispatcher
         self.host = host
         self.port = port
-        self.web = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
-        self.web.router.add_post("/rpc", self._rpc)
-        self.web.router.add_get("/health", self._health)
-        self._runner: web.AppRunner | None = None
-        self._listener: asyncio.Server | None = None
         self.guard = ConnectionGuard()
-        quiet_malformed_requests()
         self.body_s = BODY_S
+        self._routes: list[Route] = [
+            Route("/rpc", self._rpc, methods=["POST"]),
+            Route("/health", self._health, methods=["GET"]),
+        ]
+        self._listener: asyncio.Server | None = None
+        self._state: ServerState | None = None
+        quiet_malformed_requests()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Serve `app` (an ASGI app: every method) at `path`, behind the same guards."""
+        self._routes.append(Route(path, app))
+
+    def asgi(self) -> ASGIApp:
+        """The whole HTTP surface as one ASGI app: Starlette's router behind the guards (not `Starlette()`, whose
+        error middleware would answer a bug with an HTML page before the guards could say it as JSON-RPC)."""
+        return Guards(Router(routes=list(self._routes)), self)
+
     async def start(self) -> None:
-        # At shutdown, in-flight requests get a second, then are cancelled (their temporary containers go).
-        self._runner = web.AppRunner(self.web, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
-        await self._runner.setup()
-        server = self._runner.server
-        assert server is not None
+        config = uvicorn.Config(
+            self.asgi(),
+            host=self.host,
+            port=self.port,
+            http="h11",
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=int(IDLE_S),
+        )
+        config.load()
+        state = ServerState()
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(config=config, server_state=state, app_state={})  # type: ignore[call-arg]
+
         # Every connection goes through the guard (deadlines, a cap on open connections): guard.py.
         self._listener = await asyncio.get_running_loop().create_server(
-            self.guard.factory(server), self.host, self.port, reuse_address=True
+            self.guard.factory(protocol), self.host, self.port, reuse_address=True
         )
+        self._state = state
         if self.port == 0:
             self.port = int(self._listener.sockets[0].getsockname()[1])
         logger.info("JSON-RPC listening on %s/rpc", self.url)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()  # no new connections; the runner then ends the open ones
-            self._listener = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """No new connections; requests under way get STOP_GRACE_S, then are cancelled and awaited."""
+        listener, state = self._listener, self._state
+        self._listener = self._state = None
+        if listener is None or state is None:
+            return
+        listener.close()
+        for connection in list(state.connections):
+            connection.shutdown()  # idle ones close now; busy ones close after their response
+        tasks = set(state.tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for connection in list(state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
 
     # -- guards ----------------------------------------------------------------------------------
 
     def allowed_hosts(self) -> set[str]:
         return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
 
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.guard.request_started(request.transport)  # no connection deadline while a request is under way
-        try:
-            return await self._checked(request, handler)
-        finally:
-            self.guard.request_finished(request.transport)
-
-    async def _checked(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        host = request.headers.get("Host", "")
-        if host not in self.allowed_hosts():
-            REFUSALS.warning("host", "refused a request with Host %r", host)
-            return web.json_response({"error": f"Host {host!r} is not allowed"}, status=403)
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != "null":
-            REFUSALS.warning("origin", "refused a request from a browser origin %r", origin)
-            return web.json_response({"error": "browser origins may not call Berth"}, status=403)
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return web.json_response({"error": "request body over 8 MiB"}, status=413)
-        try:
-            result: web.StreamResponse = await handler(request)
-        except (web.HTTPException, asyncio.CancelledError):
-            raise
-        except Exception:  # a bug: said as a JSON-RPC internal error, never an HTML 500 with a traceback
-            logger.exception("internal error serving %s", request.path)
-            if request.path != "/rpc":
-                raise
-            return _json_response(
-                _error(None, INTERNAL_ERROR, "internal error (the log has the details)", {"kind": "internal"})
-            )
-        return result
-
     # -- handlers --------------------------------------------------------------------------------
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
 
-    async def _rpc(self, request: web.Request) -> web.Response:
-        auth = request.headers.get("Authorization", "")
+    async def _rpc(self, request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         try:
             principal = await self.dispatcher.authenticate(token)
         except BerthError as e:
-            return _json_response(_from_exc(None, e), status=401 if e.code == -32001 else 403)
+            return json_response(_from_exc(None, e), status=401 if e.code == -32001 else 403)
+        raw = await _read_body(request)
+        # A caller that goes away cancels its request (a blocking run's container is removed): the answer
+        # races the client's disconnect.
+        answer = asyncio.ensure_future(self._answer(principal, raw))
+        gone = asyncio.ensure_future(_disconnected(request.receive))
         try:
-            raw = await asyncio.wait_for(request.read(), self.body_s)
-        except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"error": "request body over 8 MiB"}, status=413)
-        except TimeoutError:
-            REFUSALS.warning("slow", "refused a request whose body did not arrive within %.0f s", self.body_s)
-            return web.json_response({"error": f"the request body did not arrive within {self.body_s:g} s"}, status=408)
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not answer.done():
+                answer.cancel()
+                await asyncio.gather(answer, return_exceptions=True)
+        if answer.cancelled():
+            return Response(status_code=499)  # nobody reads it: the client has gone
+        return answer.result()
+
+    async def _answer(self, principal: Principal, raw: bytes) -> Response:
         try:
             body = parse_body(raw)
         except ParseError as e:
-            return _json_response(_from_exc(None, e))
+            return json_response(_from_exc(None, e))
         if isinstance(body, list):
             if not body:
-                return _json_response(_from_exc(None, InvalidRequest("invalid request: empty batch")))
+                return json_response(_from_exc(None, InvalidRequest("invalid request: empty batch")))
             if len(body) > MAX_BATCH:
-                return _json_response(
+                return json_response(
                     _from_exc(None, InvalidRequest(f"invalid request: a batch may hold at most {MAX_BATCH} entries"))
                 )
             replies = await asyncio.gather(*(self._one(principal, entry) for entry in body))
             out = [r for r in replies if r is not None]
-            return _json_response(out) if out else web.Response(status=204)
+            return json_response(out) if out else Response(status_code=204)
         reply = await self._one(principal, body)
-        return _json_response(reply) if reply is not None else web.Response(status=204)
+        return json_response(reply) if reply is not None else Response(status_code=204)
 
     async def _one(self, principal: Principal, req: Any) -> dict[str, Any] | None:
         """Handle one request object; None for a notification (no reply)."""

@@ -91,7 +91,7 @@ def same_error(mcp: dict[str, Any], rpc: dict[str, Any]) -> bool:
 def post(
     server: Server, body: Any, *, token: str | None, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], str]:
-    """A raw POST /mcp (urllib, no SDK): (status, headers, body text)."""
+    """A raw POST /mcp (urllib, no SDK): (status, headers with lower-case names, body text)."""
     req = urllib.request.Request(server.url + "/mcp", data=json.dumps(body).encode(), method="POST")
     req.add_header("Content-Type", "application/json")
     req.add_header("Accept", "application/json, text/event-stream")
@@ -101,9 +101,9 @@ def post(
         req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, dict(resp.headers), resp.read().decode()
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read().decode()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read().decode()
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
 
 
 def sse_json(text: str) -> Any:
@@ -309,7 +309,7 @@ async def test_results_match_json_rpc(server: Server) -> None:
 async def test_tokens_browsers_and_other_agents_are_refused(server: Server) -> None:
     # The same JSON-RPC error bodies as /rpc.
     status, headers, body = post(server, INITIALIZE, token=None)
-    assert status == 401 and "Bearer" in headers["WWW-Authenticate"]
+    assert status == 401 and "Bearer" in headers["www-authenticate"]
     assert same_error(json.loads(body)["error"], server.raw({}, token=None)[1]["error"])
     status, _, body = post(server, INITIALIZE, token="not-a-token")
     assert status == 401 and same_error(json.loads(body)["error"], server.raw({}, token="not-a-token")[1]["error"])

@@ -135,7 +135,7 @@ async def test_connections_beyond_the_cap_are_refused_at_once(server: RpcServer)
 async def test_malformed_requests_are_one_short_log_line_not_a_traceback_each(
     server: RpcServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Attack: a flood of malformed HTTP requests, each of which aiohttp would log with a full traceback."""
+    """Attack: a flood of malformed HTTP requests, each of which the HTTP server would log with a full traceback."""
     caplog.set_level(logging.DEBUG)
     for i in range(200):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
