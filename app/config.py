@@ -126,10 +126,12 @@ class Settings:
 
 
 def pool_config(settings: Settings) -> PoolConfig:
-    """The warm pool's settings; `BERTH_POOL=0` (or 1) overrides `pool_enabled` for this process."""
+    """The warm pool's settings; `BERTH_POOL=0` (or 1) overrides `pool_enabled` for this process, and
+    `BERTH_RUNNER=0` makes pooled runs use docker exec instead of the runner."""
     raw = os.environ.get("BERTH_POOL", "").strip().lower()
     enabled = settings.pool_enabled if not raw else raw not in ("0", "false", "no", "off")
     return PoolConfig(
+        runner=os.environ.get("BERTH_RUNNER", "").strip().lower() not in ("0", "false", "no", "off"),
         enabled=enabled,
         max_idle=max(0, int(settings.pool_max_idle)),
         per_key=max(1, int(settings.pool_per_key)),

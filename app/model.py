@@ -108,6 +108,7 @@ class PoolConfig:
     max_idle: int = 8  # idle pooled containers of all keys together
     per_key: int = 2  # ready containers per key at most (1 for a key in use, 2 once demand outran it)
     idle_s: float = 300.0  # a key unused this long drains
+    runner: bool = True  # pooled containers take their run over a runner's socket (else by docker exec)
 
 
 @dataclass(frozen=True)

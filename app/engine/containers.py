@@ -61,8 +61,10 @@ class Containers:
         stdin_open: bool = False,
         progress: ProgressCallback | None = None,
         pull: bool = True,
+        runner_dir: str | None = None,
     ) -> str:
-        """Create (not start) a container for `spec`; its id. With `pull`, a missing image is pulled first."""
+        """Create (not start) a container for `spec`; its id. With `pull`, a missing image is pulled first.
+        `runner_dir`: a pooled container's runner folder (policy.RUNNER_MOUNT)."""
         await self.detect()
         if spec.network == "bridge":
             await self.networks.ensure(spec.agent)
@@ -76,6 +78,7 @@ class Containers:
             stdin_open=stdin_open,
             progress=progress,
             pull=pull,
+            runner_dir=runner_dir,
         )
 
     def _create_sync(
@@ -89,6 +92,7 @@ class Containers:
         stdin_open: bool,
         progress: ProgressCallback | None,
         pull: bool,
+        runner_dir: str | None = None,
     ) -> str:
         api = self.conn.api
         kwargs = create_kwargs(
@@ -101,6 +105,7 @@ class Containers:
             stdin_open=stdin_open,
             cpu=self.cpu_groups.host_config(spec.cpu_group),
             api_version=api.api_version,
+            runner_dir=runner_dir,
         )
         try:
             return str(api.create_container(spec.image, **kwargs)["Id"])

@@ -64,6 +64,7 @@ class Engine:
         )
         self._logs = Logs(self.conn, self._containers)
         self.pool = self._runs.pool
+        self.runner = self._runs.runner
 
     @property
     def endpoint(self) -> str:
@@ -248,7 +249,9 @@ class Engine:
     async def reconcile(self) -> list[str]:
         """At start (and when the engine comes back): remove leftover temporary and pool containers that a
         crash left behind; keep services, and the temporary runs this process is running right now."""
-        return await self._leftovers.reconcile(self.pool)
+        removed = await self._leftovers.reconcile(self.pool)
+        self._runs.forget_runners()
+        return removed
 
     # -- shutdown --------------------------------------------------------------------------------
 

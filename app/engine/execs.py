@@ -8,9 +8,11 @@ run kills its whole container, an exec in a service kills only its own process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -94,14 +96,20 @@ class ExecSession:
         """
         out, err = buffers or (CappedBuffer(output_cap), CappedBuffer(output_cap))
         timed_out = False
+        # Stdin goes in while the output is read: a process that writes as it reads (`cat`) would otherwise
+        # fill its output pipe and stop reading, and both sides would wait for ever.
+        sending = asyncio.ensure_future(self.conn.call(send_stdin, self._sock, stdin)) if stdin is not None else None
         try:
-            if stdin is not None:
-                await self.conn.call(send_stdin, self._sock, stdin)
             await asyncio.wait_for(self.conn.call(read_multiplexed, self._sock, out, err), timeout_s)
         except TimeoutError:
             timed_out = True
             await on_timeout()
         finally:
+            if sending is not None:
+                if not sending.done():  # the process ended without reading all of it: wake the sender
+                    with contextlib.suppress(OSError):
+                        raw_socket(self._sock).shutdown(socket.SHUT_RDWR)
+                await asyncio.gather(sending, return_exceptions=True)
             await self.conn.call(raw_socket(self._sock).close)
         state = await self.conn.call(lambda: self.conn.api.exec_inspect(self.exec_id))
         return ExecOutcome(self.cid, state, out, err, timed_out)

@@ -4,7 +4,8 @@ Everything here is a pure function of the spec (no engine, no threads), so the r
 one place and tested without Docker: no network unless asked, all capabilities dropped,
 no-new-privileges, a pids limit, an init process, memory without extra swap, the agent's CPU group,
 the host user's UID:GID, only the workspace mounted (never the Docker socket), never privileged,
-published ports on 127.0.0.1 only, and a restart policy for services only.
+published ports on 127.0.0.1 only, and a restart policy for services only. One more mount exists,
+for pooled containers only: their runner's own folder, read-only (see `runner.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from app.model import (
 # PID 1 of a pooled container (under `init`): idles until a run execs its command, then goes with the container.
 IDLE_COMMAND = ["sleep", "2147483647"]
 WORKSPACE = "/workspace"
+RUNNER_MOUNT = "/.berth"  # a pooled container's runner folder (app.engine.runner), read-only
 
 
 def argv_of(command: str | list[str]) -> list[str]:
@@ -91,9 +93,11 @@ def host_config_kwargs(
     kind: Kind,
     ports: Sequence[str] = (),
     cpu: Mapping[str, Any] | None = None,
+    runner_dir: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of the SDK's `create_host_config`: the safe defaults and the agent's limits.
-    `cpu` is what `CpuGroups.host_config` chose for the spec's CPU group (a cgroup parent or a quota)."""
+    `cpu` is what `CpuGroups.host_config` chose for the spec's CPU group (a cgroup parent or a quota).
+    `runner_dir`: a pooled container's own runner folder, mounted read-only (never into any other kind)."""
     host_kwargs: dict[str, Any] = {
         "network_mode": network,
         "cap_drop": ["ALL"],
@@ -106,8 +110,15 @@ def host_config_kwargs(
     if spec.memory:
         host_kwargs.update(mem_limit=spec.memory, memswap_limit=spec.memory)
     host_kwargs.update(cpu or {})
+    binds: dict[str, dict[str, str]] = {}
     if spec.workspace:
-        host_kwargs["binds"] = {spec.workspace: {"bind": WORKSPACE, "mode": "rw"}}
+        binds[spec.workspace] = {"bind": WORKSPACE, "mode": "rw"}
+    if runner_dir is not None:
+        if kind != Kind.POOL:
+            raise ValueError("only a pooled container has a runner folder")
+        binds[runner_dir] = {"bind": RUNNER_MOUNT, "mode": "ro"}
+    if binds:
+        host_kwargs["binds"] = binds
     if ports:
         host_kwargs["port_bindings"] = {p: ("127.0.0.1", None) for p in ports}
     return host_kwargs
@@ -124,6 +135,7 @@ def create_kwargs(
     ports: Sequence[str] = (),
     stdin_open: bool = False,
     cpu: Mapping[str, Any] | None = None,
+    runner_dir: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of the SDK's `create_container(spec.image, ...)`, exactly as they go to the engine.
 
@@ -131,7 +143,7 @@ def create_kwargs(
     host and endpoint configs need to know what they may send.
     """
     network = network_name(instance, spec.agent) if spec.network == "bridge" else spec.network
-    host_kwargs = host_config_kwargs(spec, network=network, kind=kind, ports=ports, cpu=cpu)
+    host_kwargs = host_config_kwargs(spec, network=network, kind=kind, ports=ports, cpu=cpu, runner_dir=runner_dir)
     all_labels = {**spec.labels, **labels(instance, spec.agent, kind, name)}
     if "cgroup_parent" in host_kwargs:
         all_labels[LABEL_CPU_GROUP] = host_kwargs["cgroup_parent"]

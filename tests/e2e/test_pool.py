@@ -1,4 +1,5 @@
-"""The warm pool through `berth serve`: the run tests with it on and off, single use, hiding, and crash cleanup."""
+"""The warm pool through `berth serve`: the run tests on every path (pooled with the runner, pooled by exec, cold),
+single use, hiding, and crash cleanup."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from app.engine.runner import default_base
 from tests.conftest import BUSYBOX, docker_cli, remove_instance_containers
 from tests.e2e import test_api
 from tests.e2e.conftest import Server
 
+PATHS = {"runner": {"BERTH_POOL": "1"}, "exec": {"BERTH_POOL": "1", "BERTH_RUNNER": "0"}, "cold": {"BERTH_POOL": "0"}}
 
-def _server(tmp_path: Path, pool: str) -> Iterator[Server]:
-    s = Server(tmp_path / "data", env={"BERTH_POOL": pool})
+
+def _server(tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
+    s = Server(tmp_path / "data", env=env)
     s.add_agent("alice")
     s.start()
     try:
@@ -26,14 +30,14 @@ def _server(tmp_path: Path, pool: str) -> Iterator[Server]:
             remove_instance_containers(s.instance)
 
 
-@pytest.fixture(params=["1", "0"], ids=["pool", "cold"])
+@pytest.fixture(params=list(PATHS))
 def either(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    yield from _server(tmp_path, request.param)
+    yield from _server(tmp_path, PATHS[request.param])
 
 
 @pytest.fixture
 def pooled(tmp_path: Path) -> Iterator[Server]:
-    yield from _server(tmp_path, "1")
+    yield from _server(tmp_path, PATHS["runner"])
 
 
 def of_kind(server: Server, kind: str, *, running: bool = False) -> list[str]:
@@ -55,7 +59,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.1)
 
 
-def test_the_run_tests_pass_with_the_pool_on_and_off(either: Server) -> None:
+def test_the_run_tests_pass_on_every_path(either: Server) -> None:
     test_api.test_history_keeps_the_full_output(either)  # first: it expects the only run in the history
     test_api.test_containers_run(either)
     test_api.test_containers_run_errors(either)
@@ -88,10 +92,13 @@ def test_a_crash_with_a_full_pool_leaves_nothing_after_the_next_start(pooled: Se
     c = pooled.client("alice")
     c.run("true", image=BUSYBOX)
     c.run(["python3", "-c", "print(1)"])
-    wait_for(lambda: len(of_kind(pooled, "pool")) == 4)
+    wait_for(lambda: len(of_kind(pooled, "pool", running=True)) == 4)
     pooled.stop(signal.SIGKILL)  # nothing is cleaned up
     left = of_kind(pooled, "pool")
     assert len(left) == 4
+    # Each runner saw its connection close: it ended, and its container with it (no process keeps running).
+    wait_for(lambda: of_kind(pooled, "pool", running=True) == [])
     pooled.start()
     assert of_kind(pooled, "pool") == [] and of_kind(pooled, "temporary") == []
+    assert list(default_base().glob(f"berth-{pooled.instance}-*")) == []  # no runner folder either
     assert pooled.client("alice").run("echo back", image=BUSYBOX)["stdout"] == "back\n"

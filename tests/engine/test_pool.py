@@ -289,7 +289,10 @@ async def test_close_removes_every_pooled_container(engine: Engine, instance: st
 
 async def test_reconcile_removes_pooled_containers_and_the_pool_forgets_them(engine: Engine, instance: str) -> None:
     await engine.pool.warm(spec("true"))
+    before = of_kind(instance, "pool")
     removed = await engine.reconcile()
-    assert len(removed) == 1 and of_kind(instance, "pool") == []
+    # The key is still in demand, so the pool may already be making a new one: only the old one must be gone.
+    assert removed == before and not set(before) & set(of_kind(instance, "pool"))
+    assert not engine.pool.holds(before[0])
     r = await engine.run_temporary(spec("echo after"))
     assert r.stdout == "after\n"

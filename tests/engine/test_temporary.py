@@ -1,12 +1,14 @@
 """Temporary containers against the real engine: output, exit codes, caps, timeouts, cleanup.
 
-Every test runs twice: cold (create, start, wait, logs) and from the warm pool (exec into a container
-made ahead of time). `run` warms the pool for the spec first and checks the run was served from it,
-so both paths are held to the same results."""
+Every test runs three times: cold (create, attach, start, wait), and from the warm pool, once over the
+runner's socket and once by exec into a container made ahead of time. `run` warms the pool for the
+spec first and checks the run was served the way its parameter says, so all paths are held to the
+same results."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,24 +18,28 @@ import pytest
 from app.engine import Engine
 from app.errors import ImageUnavailable
 from app.model import MiB, PoolConfig, RunResult, RunSpec
-from tests.conftest import BUSYBOX, PYTHON, docker_cli
+from tests.conftest import BUSYBOX, PYTHON, docker_cli, missing_part
 
 
-@pytest.fixture(params=["cold", "pool"])
+@pytest.fixture(params=["cold", "exec", "runner"])
 async def engine(request: pytest.FixtureRequest, instance: str) -> AsyncIterator[Engine]:
-    e = Engine(instance, pool=PoolConfig(enabled=request.param == "pool", max_idle=4))
+    path = request.param
+    e = Engine(instance, pool=PoolConfig(enabled=path != "cold", max_idle=4, runner=path == "runner"))
+    if path == "runner" and not e.runner.usable:
+        missing_part(f"the runner path: {e.runner.why_not}")
     yield e
     await e.aclose()
 
 
 async def run(engine: Engine, s: RunSpec, **kw: Any) -> RunResult:
-    """Run `s`; with the pool on, from a warm container (checked)."""
+    """Run `s`; with the pool on, from a warm container, by the runner or by exec as the engine is set (checked)."""
     if not engine.pool.enabled:
         return await engine.run_temporary(s, **kw)
     await engine.pool.warm(s)
-    hits = engine.pool.hits
+    hits, by_runner = engine.pool.hits, engine.runner.runs
     r = await engine.run_temporary(s, **kw)
     assert engine.pool.hits == hits + 1, "the run was not served from the pool"
+    assert engine.runner.runs == by_runner + engine.runner.usable, "the run did not take the expected path"
     return r
 
 
@@ -179,10 +185,12 @@ async def test_safe_defaults_are_applied(engine: Engine, instance: str, tmp_path
     assert host["PidsLimit"] == 256
     assert host["NetworkMode"] == "none"
     assert host["Memory"] == host["MemorySwap"] == 512 * MiB
-    assert [m["Destination"] for m in info["Mounts"]] == ["/workspace"]
+    mounts = {m["Destination"]: m for m in info["Mounts"]}
+    if engine.runner.usable:  # its own runner folder, read-only, and already gone from the host
+        runner = mounts.pop("/.berth")
+        assert runner["RW"] is False and not os.path.exists(runner["Source"])
+    assert list(mounts) == ["/workspace"]
     assert not any("docker.sock" in (m.get("Source") or "") for m in info["Mounts"])
-    import os
-
     assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     labels = info["Config"]["Labels"]
     assert labels["berth.managed"] == "true" and labels["berth.instance"] == instance
@@ -191,3 +199,30 @@ async def test_safe_defaults_are_applied(engine: Engine, instance: str, tmp_path
     else:
         assert labels["berth.kind"] == "temporary" and labels["berth.agent"] == "t"
     assert info["Name"].startswith(f"/berth.{labels['berth.instance']}.t.")
+
+
+async def test_stdin_and_output_flow_at_once(engine: Engine) -> None:
+    """Megabytes in while megabytes come out: no path may send all of stdin before it reads (a deadlock)."""
+    r = await run(engine, spec("cat; echo done >&2", stdin="x" * 3_000_000, timeout_s=30))
+    assert (r.exit_code, r.stderr, r.timed_out) == (0, "done\n", False)
+    assert len(r.stdout) == 1 * MiB and r.truncated
+
+
+async def test_the_environment_is_the_images_plus_the_runs(engine: Engine) -> None:
+    r = await run(engine, spec("env", env={"X": "1", "PATH": "/bin:/usr/bin"}))
+    env = dict(line.split("=", 1) for line in r.stdout.splitlines())
+    assert set(env) == {"HOME", "HOSTNAME", "PATH", "PWD", "SHLVL", "X"}
+    assert (env["X"], env["PATH"], env["PWD"]) == ("1", "/bin:/usr/bin", "/workspace")
+
+
+async def test_output_so_far_while_the_run_goes_on(engine: Engine) -> None:
+    """What a background run shows before it ends (Engine.output_so_far), stdout and stderr apart."""
+    seen: list[str] = []
+    task = asyncio.create_task(run(engine, spec("echo first; echo oops >&2; sleep 30"), on_created=seen.append))
+    deadline = time.monotonic() + 20
+    while not seen or await engine.output_so_far(seen[0]) != ("first\n", "oops\n"):
+        assert time.monotonic() < deadline, "the output so far never showed"
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
