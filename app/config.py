@@ -6,10 +6,12 @@ logs) under one folder so tests and several instances never share state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -116,10 +118,18 @@ class Settings:
         return cls(**{k: v for k, v in raw.items() if k in known})
 
     def save(self, path: Path) -> None:
+        """Write the file whole or not at all: a temporary file of this save's own (two saves at once never
+        share one), then renamed over the old."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(asdict(self), indent=2) + "\n")
+            os.replace(name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -45,6 +45,7 @@ ACTOR = "you"
 class Owner:
     def __init__(self, app: Application) -> None:
         self._app = app
+        self._settings_lock = asyncio.Lock()  # one settings change at a time: each compares with the last
 
     # -- containers ------------------------------------------------------------------------------
 
@@ -162,6 +163,11 @@ class Owner:
     ) -> SearchResult:
         return await asyncio.to_thread(self._app.history.search, text, agent=agent, exit=exit, limit=limit)
 
+    async def history_facets(self) -> tuple[list[int], list[str], int]:
+        """For the history's filters: the exit codes and agents present, and how many runs are kept."""
+        h = self._app.history
+        return await asyncio.to_thread(lambda: (h.exit_codes(), h.agents(), h.count()))
+
     async def run(self, run_id: int) -> RunRecord | None:
         """One finished run with its whole output."""
         return await asyncio.to_thread(self._app.history.get, run_id)
@@ -233,6 +239,10 @@ class Owner:
     async def apply_settings(self, new: Settings) -> list[str]:
         """Save and apply settings; what applies at once does (default image, approval expiry -- waiting
         requests included --, notifications, hidden folders). Returns what needs a restart."""
+        async with self._settings_lock:
+            return await self._apply_settings(new)
+
+    async def _apply_settings(self, new: Settings) -> list[str]:
         app = self._app
         old = app.settings
         new = replace(new, image_patterns=[check_pattern(p) for p in new.image_patterns])
