@@ -194,6 +194,13 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
         worker = demo.services["ingest-worker"]
         panel.select_key(worker)
         await shot(out, "02-containers-selected", window)
+        panel.show_details()
+        await asyncio.sleep(4)  # a few stats ticks for the graphs
+        await shot(out, "02b-containers-detail", window)
+        panel.details.tabs.setCurrentIndex(1)
+        await asyncio.sleep(0.5)
+        await shot(out, "02c-containers-detail-inspect", window)
+        panel.hide_details()
 
         (logs,) = panel.open_logs()
         logs.move(110, 70)
@@ -222,6 +229,14 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
         panel.filter_text.setText("no-such-thing")
         await shot(out, "07-containers-no-match", window)
         panel.clear_filter()
+
+        window.show_view("history")
+        await asyncio.sleep(1.5)
+        await shot(out, "13-history", window)
+        desktop.history.search.setText("error")
+        await asyncio.sleep(1.5)
+        await shot(out, "13b-history-search", window)
+        desktop.history.search.setText("")
 
         await part_two(out, desktop, data_dir)
         window.show_view("containers")

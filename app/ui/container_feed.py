@@ -29,6 +29,7 @@ from app.ui.tasks import TaskSet
 logger = logging.getLogger(__name__)
 
 RUNS_SHOWN = 50  # recent finished runs kept in the panel
+POOL_IDLE_NAME = "pre-started, waiting for a run"
 STATS_INTERVAL_MS = 1000
 AGE_INTERVAL_MS = 5000
 PULL_STALE_S = 120.0
@@ -63,6 +64,7 @@ class ContainerFeed(QObject):
     error = Signal(str)  # something the person should read in the status bar
     runningCountChanged = Signal(int)
     loaded = Signal()  # the first full list is in
+    statsUpdated = Signal()  # a stats sample went into the model (and the core's history for the graphs)
 
     def __init__(self, app: Application, bridge: CoreBridge, model: ContainerTableModel, parent: QObject | None = None):
         super().__init__(parent)
@@ -163,7 +165,7 @@ class ContainerFeed(QObject):
         run = self._serving.get(info.id)
         if run is not None:
             return replace(info, kind=Kind.TEMPORARY, agent=run["agent"], name=run["command"])
-        return replace(info, agent=info.pool_agent, name="warm, idle")
+        return replace(info, agent=info.pool_agent, name=POOL_IDLE_NAME)
 
     def _on_run_container(self, run: dict[str, Any]) -> None:
         """A run was given a container: a pooled one carries no agent label, so say whose run it is."""
@@ -184,7 +186,7 @@ class ContainerFeed(QObject):
 
     async def load_runs(self) -> None:
         try:
-            runs = await asyncio.to_thread(self.app.store.list_runs, None, RUNS_SHOWN)
+            runs = await self.app.owner.recent_runs(RUNS_SHOWN)
         except Exception as e:
             logger.exception("could not read the run history")
             self.error.emit(f"Could not read the history of finished runs: {e}")
@@ -250,7 +252,7 @@ class ContainerFeed(QObject):
     @async_slot(object)
     async def _on_run_finished(self, run_id: Any) -> None:
         try:
-            run = await asyncio.to_thread(self.app.store.get_run, int(run_id))
+            run = await self.app.owner.run(int(run_id))
         except Exception as e:
             logger.exception("could not read run %s", run_id)
             self.error.emit(f"Could not read a finished run from the history: {e}")
@@ -301,6 +303,7 @@ class ContainerFeed(QObject):
             stats = await self.app.owner.stats(running)
             self.model.set_stats(stats)
             self.stats_ticks += 1
+            self.statsUpdated.emit()
         except BerthError as e:
             logger.debug("stats failed: %s", e)
         finally:

@@ -135,7 +135,7 @@ def row_from_info(info: ContainerInfo, previous: PanelRow | None = None) -> Pane
     )
 
 
-def _command_text(command: str) -> str:
+def command_text(command: str) -> str:
     """A run's command in one line: the string, or the argv joined (the store keeps argv as JSON)."""
     if command.startswith("["):
         try:
@@ -152,7 +152,7 @@ def row_from_run(run: RunRecord) -> PanelRow:
     return PanelRow(
         key=f"run:{run.id}",
         type=RUN,
-        name=f"#{run.id} {_command_text(run.command)}",
+        name=f"#{run.id} {command_text(run.command)}",
         agent=run.agent,
         kind="temporary",
         state="finished",
@@ -177,6 +177,31 @@ def waiting_row(key: str, agent: str, name: str, kind: str, detail: str, image: 
         created=time.time(),
         detail=detail,
     )
+
+
+KIND_WORDS = {"pool": "pre-started"}
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
+def summary_text(rows: list[PanelRow], shown: int | None = None) -> str:
+    """What the rows add up to: "5 containers (4 running) · 5 finished runs · 1 queued" (idle pre-started
+    containers are counted apart, in their own checkbox); `shown` adds how many the filter lets through."""
+    containers = [r for r in rows if r.type == CONTAINER and r.kind != "pool"]
+    running = sum(1 for r in containers if r.running)
+    runs = sum(1 for r in rows if r.type == RUN)
+    queued = sum(1 for r in rows if r.type == WAITING and r.key.startswith("wait:queue:"))
+    pulling = sum(1 for r in rows if r.type == WAITING and not r.key.startswith("wait:queue:"))
+    parts = [f"{plural(len(containers), 'container')} ({running:,} running)", plural(runs, "finished run")]
+    if queued:
+        parts.append(f"{queued:,} queued")
+    if pulling:
+        parts.append(f"{plural(pulling, 'image')} pulling")
+    if shown is not None:
+        parts.append(f"{shown:,} shown")
+    return " · ".join(parts)
 
 
 def port_links(row: PanelRow) -> list[tuple[str, str]]:
@@ -229,7 +254,7 @@ class ContainerTableModel(RowTableModel):
         if col == COL_AGENT:
             return row.agent
         if col == COL_KIND:
-            return row.kind
+            return KIND_WORDS.get(row.kind, row.kind)
         if col == COL_STATUS:
             return row.status_text
         if col == COL_CPU:
@@ -261,10 +286,13 @@ class ContainerTableModel(RowTableModel):
     def _tooltip(self, row: PanelRow, col: int) -> str | None:
         if col == COL_NAME:
             if row.type == RUN:
-                return f"Run #{row.run_id}: {row.full_name}\nDouble-click (or Enter) to see its output."
+                return f"Run #{row.run_id}\n$ {command_text(row.full_name)}\nEnter or double-click to see its output."
             if row.type == WAITING:
                 return f"{row.name} ({row.agent}): {row.detail}"
-            lines = [row.full_name, row.key[:12]]
+            lines = [row.name if row.name == row.full_name else f"{row.name}  ({row.full_name})"]
+            if row.info is not None and row.info.command:
+                lines.append(f"$ {row.info.command}")
+            lines.append(f"id {row.key[:12]} · Enter or double-click for details")
             info = row.info
             if info is not None and info.on_agent_network:
                 where = f"as {info.name!r} " if info.kind == "service" else ""
@@ -302,6 +330,9 @@ class ContainerTableModel(RowTableModel):
 
     def row_at(self, i: int) -> PanelRow:
         return self._rows[i]
+
+    def index_of(self, key: str) -> int | None:
+        return self._index.get(key)
 
     def keys(self, type_: str | None = None) -> set[str]:
         return {r.key for r in self._rows if type_ is None or r.type == type_}

@@ -1,8 +1,9 @@
 """The Container Panel: every container of this Berth, recent finished runs, and waiting work.
 
-One `QTableView` over `ContainerTableModel` through `ContainerFilter`. Actions are `QAction`s
-shared by the buttons, the context menu and the keyboard; the ones that talk to the engine are
-`@asyncSlot`s that disable themselves while they run and report failures in the status bar.
+One `QTableView` over `ContainerTableModel` through `ContainerFilter`, and beside it (Enter or a double
+click) the detail pane: graphs, inspect, logs and a terminal for a container, the output of a run.
+Actions are `QAction`s shared by the buttons, the context menu and the keyboard; the ones that talk to
+the core are `@asyncSlot`s that disable themselves while they run and report failures in the status bar.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QSplitter,
     QStackedWidget,
     QTableView,
     QToolButton,
@@ -39,6 +41,7 @@ from PySide6.QtWidgets import (
 from app.core.application import Application
 from app.errors import BerthError
 from app.model import ContainerInfo
+from app.ui.container_detail import DetailPane
 from app.ui.container_feed import ContainerFeed
 from app.ui.container_model import (
     COL_AGE,
@@ -56,12 +59,15 @@ from app.ui.container_model import (
     RUN,
     ContainerFilter,
     PanelRow,
+    summary_text,
 )
 from app.ui.dialogs import confirm
 from app.ui.logs_viewer import LogsWindow
 from app.ui.port_delegate import PortDelegate
 from app.ui.resources import icon
 from app.ui.slots import async_slot
+from app.ui.status_delegate import StatusDelegate
+from app.ui.tasks import TaskSet
 from app.ui.widgets import EmptyState
 
 logger = logging.getLogger(__name__)
@@ -79,6 +85,7 @@ COLUMN_WIDTHS = {
 }
 
 Index = QModelIndex | QPersistentModelIndex
+HIDDEN_WITH_DETAILS = (COL_KIND, COL_PORTS, COL_IMAGE, COL_AGE)  # the pane shows them; the table keeps its width
 
 
 class ContainerPanel(QWidget):
@@ -117,19 +124,31 @@ class ContainerPanel(QWidget):
         self.runs_box = QCheckBox("Finished runs")
         self.runs_box.setChecked(True)
         self.runs_box.setToolTip("Show the recent finished temporary runs, with their exit code and output")
-        self.pool_box = QCheckBox("Warm pool")
+        self.pool_box = QCheckBox("Pre-started")
         self.pool_box.setToolTip(
-            "Containers started ahead of time so temporary runs start fast. Each serves one run and is removed "
-            "afterwards; they do not count toward an agent's limits."
+            "The warm pool: containers Berth starts ahead of time so an agent's next temporary run starts at "
+            "once.\nEach serves one run and is removed afterwards; they do not count toward an agent's limits.\n"
+            "Tick to list the idle ones."
         )
 
         # Actions: one QAction each, shared by the buttons, the context menu and the keyboard.
-        self.act_logs = self._action("Logs", "logs", "Ctrl+L", "Open the logs (or a finished run's output)")
+        self.act_details = self._action(
+            "Details", "details", "Ctrl+I", "Show graphs, inspect, logs and terminal beside the list (Enter)"
+        )
+        self.act_logs = self._action("Logs", "logs", "Ctrl+L", "Open the logs (or a finished run's output) in a window")
         self.act_port = self._action("Open port", "open-port", "Ctrl+O", "Open the published port in the browser")
         self.act_stop = self._action("Stop", "stop", "Ctrl+.", "Stop the selected containers")
         self.act_restart = self._action("Restart", "restart", "Ctrl+R", "Restart the selected containers")
         self.act_remove = self._action("Remove…", "remove", "Delete", "Remove the selected containers (asks first)")
         self.act_copy = self._action("Copy id", "copy", "Ctrl+Shift+C", "Copy the container id")
+        self.act_clear_runs = self._action(
+            "Clear finished runs",
+            "clear",
+            "Ctrl+Shift+Del",
+            "Take the finished runs off this list (History keeps them)",
+        )
+        self.act_details.triggered.connect(self.show_details)
+        self.act_clear_runs.triggered.connect(self.clear_finished_runs)
         self.act_logs.triggered.connect(self.open_logs)
         self.act_port.triggered.connect(self.open_port)
         self.act_stop.triggered.connect(self.stop_selected)
@@ -148,18 +167,33 @@ class ContainerPanel(QWidget):
 
         actions = QHBoxLayout()
         actions.setSpacing(6)
+        self.action_buttons: dict[str, QToolButton] = {}
         for i, act in enumerate(
-            (self.act_logs, self.act_port, self.act_stop, self.act_restart, self.act_remove, self.act_copy)
+            (
+                self.act_details,
+                self.act_logs,
+                self.act_port,
+                self.act_stop,
+                self.act_restart,
+                self.act_remove,
+                self.act_copy,
+                self.act_clear_runs,
+            )
         ):
-            if i in (2, 5):
+            if i in (3, 6, 7):
                 actions.addSpacing(10)
             b = QToolButton()
             b.setObjectName("action")
             b.setDefaultAction(act)
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
             actions.addWidget(b)
+            self.action_buttons[act.text()] = b
         actions.addStretch(1)
-        actions.addWidget(self.summary)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        title_row = QHBoxLayout()
+        title_row.addWidget(title)
+        title_row.addStretch(1)
+        title_row.addWidget(self.summary)
 
         # Table
         self.table = QTableView()
@@ -172,7 +206,7 @@ class ContainerPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setShowGrid(False)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # both ends of a long name or command matter
         self.table.setMouseTracking(True)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(30)
@@ -186,6 +220,8 @@ class ContainerPanel(QWidget):
         self.port_delegate = PortDelegate(self.table)
         self.port_delegate.linkActivated.connect(self._open_url)
         self.table.setItemDelegateForColumn(COL_PORTS, self.port_delegate)
+        self.status_delegate = StatusDelegate(self.table)
+        self.table.setItemDelegateForColumn(COL_STATUS, self.status_delegate)
 
         self.empty = EmptyState()
         self.empty.button.clicked.connect(self.clear_filter)
@@ -193,13 +229,25 @@ class ContainerPanel(QWidget):
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
 
+        self.details = DetailPane(app)
+        self.details.hide()
+        self.details.closeRequested.connect(self.hide_details)
+        self.details.message.connect(self.message)
+        self.details.openUrl.connect(self._open_url)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 14, 16, 10)
         layout.setSpacing(10)
-        layout.addWidget(title)
+        layout.addLayout(title_row)
         layout.addLayout(bar)
         layout.addLayout(actions)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.splitter, 1)
 
         self.filter_text.textChanged.connect(lambda t: self.proxy.set_filter(text=t.strip()))
         self.agent_box.currentIndexChanged.connect(lambda _i: self.proxy.set_filter(agent=self.agent_box.currentData()))
@@ -209,7 +257,7 @@ class ContainerPanel(QWidget):
         )
         self.runs_box.toggled.connect(lambda on: self.proxy.set_filter(show_runs=on))
         self.pool_box.toggled.connect(lambda on: self.proxy.set_filter(show_pool=on))
-        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(self._double_clicked)
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
@@ -217,11 +265,13 @@ class ContainerPanel(QWidget):
         for sig in (self.model.rowsInserted, self.model.rowsRemoved):  # rows the filter hides count too
             sig.connect(self._schedule_refresh_view)
         self.feed.loaded.connect(self._schedule_refresh_view)
-        self.model.dataChanged.connect(lambda *_: self._schedule_summary())
+        self.model.dataChanged.connect(self._model_changed)
+        self.feed.statsUpdated.connect(self.details.refresh_stats)
 
         for keys, slot, widget in (
             ("Ctrl+F", self._focus_filter, self),
-            ("Return", self.open_logs, self.table),
+            ("Return", self.show_details, self.table),
+            ("Enter", self.show_details, self.table),
             ("Ctrl+C", self.copy_id, self.table),
             ("F5", self.refresh, self),
         ):
@@ -238,6 +288,7 @@ class ContainerPanel(QWidget):
         self._summary_timer.setInterval(500)
         self._summary_timer.timeout.connect(self._update_summary)
         self._engine_up = True
+        self.tasks = TaskSet()
         self._refresh_view()
 
     def _action(self, text: str, icon_name: str, keys: str, tip: str) -> QAction:
@@ -292,18 +343,13 @@ class ContainerPanel(QWidget):
 
     def _update_summary(self) -> None:
         rows = self.model.rows()
-        containers = [r for r in rows if r.type == CONTAINER and r.kind != "pool"]
-        running = sum(1 for r in containers if r.running)
-        pooled = self.model.pool_count()
-        self.pool_box.setText(f"Warm pool ({pooled})")
-        waiting = sum(1 for r in rows if r.type == "waiting")
-        parts = [f"{len(containers)} container{'s' if len(containers) != 1 else ''}", f"{running} running"]
-        if waiting:
-            parts.append(f"{waiting} waiting")
+        self.pool_box.setText(f"Pre-started ({self.model.pool_count()})")
         shown = self.proxy.rowCount()
-        if self.proxy.active() and shown != len(rows):
-            parts.append(f"{shown} shown")
-        self.summary.setText(" · ".join(parts))
+        listed = sum(
+            1 for r in rows if (r.kind != "pool" or self.proxy.show_pool) and (r.type != RUN or self.proxy.show_runs)
+        )
+        self.summary.setText(summary_text(rows, shown if shown != listed or self.proxy.active() else None))
+        self.act_clear_runs.setEnabled(any(r.type == RUN for r in rows))
 
     def _update_agents(self) -> None:
         agents = sorted({r.agent for r in self.model.rows() if r.agent})
@@ -359,6 +405,7 @@ class ContainerPanel(QWidget):
         containers = [r for r in rows if r.type == CONTAINER]
         idle = not self._busy
         self.act_logs.setEnabled(any(r.type in (CONTAINER, RUN) for r in rows))
+        self.act_details.setEnabled(len(rows) == 1)
         self.act_port.setEnabled(any(r.ports for r in rows))
         self.act_stop.setEnabled(idle and any(r.running for r in containers))
         self.act_restart.setEnabled(idle and bool(containers))
@@ -380,7 +427,93 @@ class ContainerPanel(QWidget):
     def _double_clicked(self, index: QModelIndex) -> None:
         if index.column() == COL_PORTS and index.data(PORTS_ROLE):
             return  # the delegate opened the link
-        self.open_logs()
+        self.show_details()
+
+    # -- the detail pane ---------------------------------------------------------------------------
+
+    def show_details(self) -> DetailPane | None:
+        """Open the pane beside the list for the selected row (it follows the selection while open)."""
+        rows = self.selected_rows()
+        if len(rows) != 1:
+            return None
+        if not self.details.isVisible():
+            for col in HIDDEN_WITH_DETAILS:
+                self.table.setColumnHidden(col, True)
+            self.details.show()
+            width = self.splitter.width()
+            self.splitter.setSizes([int(width * 0.55), width - int(width * 0.55)])
+        self.details.show_row(rows[0])
+        self.table.scrollTo(self.table.selectionModel().selectedRows()[0])
+        return self.details
+
+    def hide_details(self) -> None:
+        if not self.details.isVisible():
+            return
+        self.details.close_pane()
+        self.details.hide()
+        for col in HIDDEN_WITH_DETAILS:
+            self.table.setColumnHidden(col, False)
+        self.table.setFocus()
+
+    def header_state(self) -> Any:
+        """The table's header as the person arranged it (the columns the pane hides count as shown)."""
+        hidden = [c for c in HIDDEN_WITH_DETAILS if self.table.isColumnHidden(c)]
+        for c in hidden:
+            self.table.setColumnHidden(c, False)
+        state = self.table.horizontalHeader().saveState()
+        for c in hidden:
+            self.table.setColumnHidden(c, True)
+        return state
+
+    def _selection_changed(self) -> None:
+        self._update_actions()
+        if self.details.isVisible():
+            rows = self.selected_rows()
+            if len(rows) == 1 and (self.details.row is None or rows[0].key != self.details.row.key):
+                self.details.show_row(rows[0])
+
+    def _model_changed(self, top: QModelIndex, bottom: QModelIndex, _roles: Any = None) -> None:
+        self._schedule_summary()
+        shown = self.details.row if self.details.isVisible() else None
+        if shown is None or shown.type != CONTAINER:
+            return
+        i = self.model.index_of(shown.key)
+        if i is None or not top.row() <= i <= bottom.row():
+            return
+        row = self.model.row_at(i)
+        if top.column() <= COL_STATUS <= bottom.column() or top.column() <= COL_NAME <= bottom.column():
+            self.details.show_row(row)  # its state changed: inspect it again
+        else:
+            self.details.row = row  # new stats only: the graphs redraw on the stats tick
+
+    def task_sets(self) -> list[TaskSet]:
+        """Every task set of the panel's own parts (the desktop awaits them at shutdown)."""
+        sets = [self.tasks, *self.details.task_sets()]
+        for w in self.logs_windows:
+            sets += [w.tasks, w.view.tasks]
+        return sets
+
+    @async_slot()
+    async def clear_finished_runs(self) -> int:
+        """Take the finished runs off the panel (the History view keeps every one)."""
+        self.act_clear_runs.setEnabled(False)
+        try:
+            await self.app.owner.clear_finished_runs()
+        except Exception as e:
+            logger.exception("could not clear the finished runs")
+            self.message.emit(f"Could not clear the finished runs: {e}")
+            self._update_summary()
+            return 0
+        keys = [r.key for r in self.model.rows() if r.type == RUN]
+        if self.details.row is not None and self.details.row.key in keys:
+            self.hide_details()
+        for key in keys:
+            self.model.remove(key)
+        self.message.emit(
+            f"Cleared {len(keys)} finished run{'s' if len(keys) != 1 else ''} from the list; History keeps them."
+        )
+        self._update_summary()
+        return len(keys)
 
     # -- actions -----------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from app.ui.bridge import CoreBridge
 from app.ui.container_feed import ContainerFeed
 from app.ui.container_model import ContainerTableModel
 from app.ui.container_panel import ContainerPanel
+from app.ui.history_view import HistoryView
 from app.ui.main_window import MainWindow
 from app.ui.qtloop import QtLoop
 from app.ui.resources import icon, style_sheet
@@ -62,8 +63,14 @@ class Desktop(QObject):
         self.feed = ContainerFeed(app, self.bridge, self.model, self)
         self.panel = ContainerPanel(app, self.feed)
         views = WindowViews(app, self.rpc_url, self.bridge)
+        self.history = HistoryView(app)
         self.window = MainWindow(
-            self.panel, views.queue, views.agents, str(app.paths.state_dir / "window.ini"), notices=[views.banner]
+            self.panel,
+            views.queue,
+            views.agents,
+            str(app.paths.state_dir / "window.ini"),
+            history=self.history,
+            notices=[views.banner],
         )
         self._quit = asyncio.Event()
         self._started = False
@@ -73,6 +80,8 @@ class Desktop(QObject):
         self.feed.error.connect(self.window.show_message)
         self.window.banner.retryRequested.connect(self.retry)
         self.window.quitRequested.connect(self.quit)
+        self.history.message.connect(self.window.show_message)
+        self.bridge.runFinished.connect(lambda _id: self.history.on_run_finished())
         # Part 2: Approval Queue, Agent Settings, Settings, tray and notifications (app/ui/wiring.py).
         self.wiring = DesktopWiring(self, views)
 
@@ -105,6 +114,8 @@ class Desktop(QObject):
         windows = list(self.panel.logs_windows)
         for w in windows:
             w.close()
+        self.panel.hide_details()
+        self.history.stop()
         self.bridge.close()
         self.window.save_state()
         await asyncio.gather(*(tasks.aclose() for tasks in self._task_sets(windows)))
@@ -119,6 +130,7 @@ class Desktop(QObject):
         views = [self.feed.tasks, self.wiring.queue.tasks, self.wiring.agents.tasks, WINDOW_TASKS]
         for w in windows if windows is not None else list(self.panel.logs_windows):
             views += [w.tasks, w.view.tasks]
+        views += [t for t in [*self.panel.task_sets(), *self.history.task_sets()] if all(t is not v for v in views)]
         return views
 
     def running_parts(self) -> list[str]:

@@ -38,6 +38,7 @@ VIEWS = (
     ("containers", "Containers", "containers"),
     ("approvals", "Approvals", "approvals"),
     ("agents", "Agents", "agents"),
+    ("history", "History", "history"),
 )
 STATUS_MESSAGE_MS = 8000
 
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         agents: QWidget,
         settings_path: str,
         *,
+        history: QWidget | None = None,
         notices: list[QWidget] | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -114,7 +116,12 @@ class MainWindow(QMainWindow):
 
         # Views
         self.stack = QStackedWidget()
-        self.views: dict[str, QWidget] = {"containers": panel, "approvals": approvals, "agents": agents}
+        self.views: dict[str, QWidget] = {
+            "containers": panel,
+            "approvals": approvals,
+            "agents": agents,
+            "history": history or QWidget(),
+        }
         for key, _text, _icon in VIEWS:
             self.stack.addWidget(self.views[key])
 
@@ -242,7 +249,7 @@ class MainWindow(QMainWindow):
 
     def save_state(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("panel/header", self.panel.table.horizontalHeader().saveState())
+        self.settings.setValue("panel/header", self.panel.header_state())
         self.settings.setValue("view", self.current_view())
         self.settings.sync()
 

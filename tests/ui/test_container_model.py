@@ -12,6 +12,7 @@ from app.model import ContainerInfo, Kind, PortBinding, RunRecord, Stats
 from app.ui.container_model import (
     COL_AGE,
     COL_CPU,
+    COL_KIND,
     COL_MEMORY,
     COL_NAME,
     COL_PORTS,
@@ -21,6 +22,7 @@ from app.ui.container_model import (
     ContainerFilter,
     ContainerTableModel,
     row_from_run,
+    summary_text,
     waiting_row,
 )
 
@@ -161,3 +163,31 @@ def test_filtering(model: ContainerTableModel) -> None:
     model.update_container(info("f" * 64, "another", agent="bob"))  # new rows are filtered as they come
     proxy.set_filter(agent="bob")
     assert names() == {"db", "another"}
+
+
+def test_counts_add_up_to_the_rows(model: ContainerTableModel) -> None:
+    """Issue 20: the summary counts every kind of row the table shows, so it adds up."""
+    rows = model.rows()
+    assert summary_text(rows) == "3 containers (2 running) · 1 finished run"
+    model.upsert(waiting_row("queue:bob:1", "bob", "run echo", "temporary", "queued · next"))
+    model.upsert(waiting_row("pull:bob:python", "bob", "python", "temporary", "pulling image · 10 %"))
+    model.update_container(info("d" * 64, "pre", kind=Kind.POOL))  # idle pre-started: counted in its checkbox
+    assert (
+        summary_text(model.rows(), 2)
+        == "3 containers (2 running) · 1 finished run · 1 queued · 1 image pulling · 2 shown"
+    )
+    assert summary_text([]) == "0 containers (0 running) · 0 finished runs"
+
+
+def test_names_carry_the_full_command_in_their_tooltip(model: ContainerTableModel) -> None:
+    m = ContainerTableModel()
+    long_name = "nightly-aggregation-of-citation-graph-snapshots"
+    m.update_container(info("e" * 64, long_name, command="/bin/sh -c 'python3 aggregate.py --all'"))
+    m.upsert(row_from_run(run_record(9)))
+    tip = m.index(0, COL_NAME).data(Qt.ItemDataRole.ToolTipRole)
+    assert long_name in tip and "$ /bin/sh -c 'python3 aggregate.py --all'" in tip
+    run_tip = m.index(1, COL_NAME).data(Qt.ItemDataRole.ToolTipRole)
+    assert run_tip.startswith("Run #9\n$ echo hi")
+    assert m.index(0, COL_KIND).data() == "service"
+    m.update_container(info("f" * 64, "pre", kind=Kind.POOL))
+    assert m.index(2, COL_KIND).data() == "pre-started"

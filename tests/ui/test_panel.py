@@ -6,11 +6,14 @@ import asyncio
 import time
 
 import pytest
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
 from app.core.events import Event
 from app.errors import NotFound
+from app.ui.container_feed import POOL_IDLE_NAME
 from app.ui.container_model import COL_AGENT, COL_NAME, COL_STATUS, CONTAINER, RUN
+from app.ui.status_delegate import StatusDelegate
 from tests.conftest import BUSYBOX, docker_cli
 from tests.ui.conftest import Harness, wait_until
 
@@ -163,8 +166,14 @@ async def test_waiting_work_is_shown(harness: Harness) -> None:
     ]
     assert len(shown) == 1, f"the queued request should be one row of the table, found {len(shown)}"
     assert h.panel.proxy.index(shown[0], COL_AGENT).data() == "demo"
+    # The counts add up to the rows: the running run, the queued one (and no finished run yet).
+    await wait_until(lambda: "1 queued" in h.panel.summary.text(), what="the counts")
+    assert h.panel.summary.text() == "1 container (1 running) · 0 finished runs · 1 queued"
     await asyncio.gather(first, second)
     await wait_until(lambda: not any(r.type == "waiting" for r in h.model.rows()), what="the queue to empty")
+    await wait_until(
+        lambda: h.panel.summary.text() == "0 containers (0 running) · 2 finished runs", what="the counts after"
+    )
 
 
 async def _confirm_box(h: Harness) -> QMessageBox:
@@ -188,12 +197,12 @@ async def test_warm_pool_is_a_group_of_its_own_and_a_pooled_run_shows_as_the_age
     await wait_until(lambda: idle_pool(), timeout=15, what="a warm pool container")
     row = h.model.get(idle_pool()[0])
     assert row is not None and row.agent == "demo"
-    await wait_until(lambda: h.panel.pool_box.text() == f"Warm pool ({len(idle_pool())})", what="the pool count")
+    await wait_until(lambda: h.panel.pool_box.text() == f"Pre-started ({len(idle_pool())})", what="the pool count")
     assert h.window.running_label.text() == "0 running"  # idle pool containers are not the agent's
     hidden = {h.panel.proxy.index(r, COL_NAME).data() for r in range(h.panel.proxy.rowCount())}
-    assert "warm, idle" not in hidden
+    assert POOL_IDLE_NAME not in hidden
     h.panel.pool_box.setChecked(True)
-    assert "warm, idle" in shown_names(h)
+    assert POOL_IDLE_NAME in shown_names(h)
     h.panel.pool_box.setChecked(False)
 
     await wait_until(lambda: (st := h.app.engine.pool.status()).idle >= 1 and not st.filling, what="a ready one")
@@ -229,3 +238,49 @@ async def test_a_restart_from_the_panel_is_admitted_like_the_agents_own(harness:
     assert await h.panel.restart_selected() == 1  # room again
     audit = await asyncio.to_thread(h.app.store.list_audit)
     assert any(e["action"] == "container.restart" and e["actor"] == "you" for e in audit)
+
+
+async def test_clear_finished_runs_empties_the_list_but_history_keeps_them(harness: Harness) -> None:
+    h = harness
+    svc = await h.rpc("services.start", name="keep", image=BUSYBOX, command="sleep 300")
+    for word in ("alpha", "beta"):
+        await h.rpc("containers.run", image=BUSYBOX, command=f"echo {word}")
+    await wait_until(lambda: sum(r.type == RUN for r in h.model.rows()) == 2, what="two finished runs")
+    await wait_until(lambda: "2 finished runs" in h.panel.summary.text(), what="the counts")
+    assert h.panel.act_clear_runs.isEnabled()
+    assert await h.panel.clear_finished_runs() == 2
+    assert not any(r.type == RUN for r in h.model.rows())
+    assert h.model.get(svc["id"]) is not None  # containers stay
+    await wait_until(  # the last run's container goes a moment after its run is recorded
+        lambda: h.panel.summary.text().startswith("1 container (1 running) · 0 finished runs"), what="the counts"
+    )
+    assert not h.panel.act_clear_runs.isEnabled()
+    assert (await h.app.owner.search_history("beta")).total == 1  # nothing lost
+    await h.rpc("containers.run", image=BUSYBOX, command="echo gamma")  # later runs show again
+    await wait_until(lambda: sum(r.type == RUN for r in h.model.rows()) == 1, what="the new run")
+    h.panel.feed.spawn(h.panel.feed.load_runs())  # as at the next start: the cleared ones stay off the list
+    await wait_until(lambda: h.panel.feed.tasks.pending() == [], what="the reload")
+    assert [r.full_name for r in h.model.rows() if r.type == RUN] == ["echo gamma"]
+
+
+async def test_status_is_a_dot_and_a_word_readable_when_selected(harness: Harness) -> None:
+    """The Status cell paints a coloured dot and the word in the text colour (the highlighted-text colour on a
+    selected row), never coloured text on the selection."""
+    h = harness
+    svc = await h.rpc("services.start", name="dotted", image=BUSYBOX, command="sleep 300")
+    await wait_until(lambda: (r := h.model.get(svc["id"])) is not None and r.running, what="the row")
+    assert isinstance(h.panel.table.itemDelegateForColumn(COL_STATUS), StatusDelegate)
+    h.panel.select_key(svc["id"])
+    row = next(r for r in range(h.panel.proxy.rowCount()) if h.panel.proxy.index(r, COL_NAME).data() == "dotted")
+    rect = h.panel.table.visualRect(h.panel.proxy.index(row, COL_STATUS))
+    image = h.panel.table.viewport().grab(rect).toImage()
+    dot = image.pixelColor(8 + 4, rect.height() // 2)  # the dot's centre
+    assert dot.green() > dot.red() and dot.green() > 90, dot.name()  # green: running
+    text_colours = {
+        image.pixelColor(x, y).name()
+        for x in range(24, min(rect.width(), 80))
+        for y in range(rect.height())
+        if image.pixelColor(x, y).lightness() < 100
+    }
+    assert text_colours, "the word is drawn"
+    assert all(QColor(c).green() - QColor(c).red() < 40 for c in text_colours), text_colours  # not green text
