@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import Qt, QUrl
+import shiboken6
+from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -47,6 +49,8 @@ from app.ui.resources import icon
 from app.ui.slots import async_slot
 
 logger = logging.getLogger(__name__)
+
+APPLY_DELAY_MS = 600  # a change is saved this long after the last one (as in Settings)
 
 
 class LimitsForm(QWidget):
@@ -175,7 +179,7 @@ class AddAgentDialog(QDialog):
 
 
 class AgentSettingsDialog(QDialog):
-    """One agent: limits (saved with Save), trusted patterns, workspace and host folders (saved at once)."""
+    """One agent: limits, trusted patterns, workspace and host folders, each saved as it is made."""
 
     def __init__(self, app: Application, agent: Agent, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,6 +194,7 @@ class AgentSettingsDialog(QDialog):
         self.error.hide()
         limits_page = QWidget()
         lp = QVBoxLayout(limits_page)
+        lp.setContentsMargins(16, 14, 16, 14)
         lp.addWidget(self.form)
         self.images = QLineEdit(", ".join(agent.images))
         self.images.setObjectName("agentImages")
@@ -208,11 +213,16 @@ class AgentSettingsDialog(QDialog):
         note.setWordWrap(True)
         lp.addWidget(note)
         lp.addWidget(self.error)
+        self.status = QLabel()
+        self.status.setObjectName("saveStatus")
+        self.status.setWordWrap(True)
+        lp.addWidget(self.status)
         lp.addStretch(1)
 
         self.workspace_path = app.workspaces.path(agent.name)
         ws_page = QWidget()
         wp = QVBoxLayout(ws_page)
+        wp.setContentsMargins(16, 14, 16, 14)
         ws_box = QGroupBox("Workspace")
         wsl = QVBoxLayout(ws_box)
         ws_text = QLabel(
@@ -263,15 +273,39 @@ class AgentSettingsDialog(QDialog):
         self.tabs.addTab(self.patterns, "Trusted commands")
         self.tabs.addTab(ws_page, "Folders")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.save_button = self.buttons.addButton("Save limits", QDialogButtonBox.ButtonRole.ApplyRole)
-        self.save_button.setObjectName("primary")
-        self.save_button.clicked.connect(lambda: self.save())
         self.buttons.rejected.connect(self.reject)
-        self.tabs.currentChanged.connect(lambda i: self.save_button.setVisible(i == 0))  # patterns save at once
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.buttons)
+        # One save model with Settings: every change is saved as it is made (limits a moment after the last
+        # keystroke), so there is no Save button and Close never loses anything.
+        self._apply_timer = QTimer(self)
+        self._apply_timer.setSingleShot(True)
+        self._apply_timer.setInterval(APPLY_DELAY_MS)
+        self._apply_timer.timeout.connect(lambda: self.save())
+        form = self.form
+        for spin in (form.cpus, form.memory, form.max_containers, form.queue_timeout):
+            spin.valueChanged.connect(self._schedule)
+        form.at_limit.currentIndexChanged.connect(self._schedule)
+        form.network.toggled.connect(self._schedule)
+        self.images.editingFinished.connect(self._schedule_if_changed)
         self.resize(700, 520)
+
+    def done(self, result: int) -> None:
+        """Closing saves a change still waiting for its moment (nothing typed is lost)."""
+        if self._apply_timer.isActive():
+            self._apply_timer.stop()
+            self._apply_timer.timeout.emit()  # the same save the timer would start (a task of its own)
+        super().done(result)
+
+    def _schedule(self, *_: Any) -> None:
+        self.status.setText("Saving…")
+        self.status.setStyleSheet("color: #6b7280;")
+        self._apply_timer.start()
+
+    def _schedule_if_changed(self) -> None:
+        if split_patterns(self.images.text()) != list(self.agent.images):
+            self._schedule()
 
     def open_workspace(self) -> bool:
         self.workspace_path.mkdir(parents=True, exist_ok=True)
@@ -315,8 +349,9 @@ class AgentSettingsDialog(QDialog):
 
     @async_slot()
     async def save(self) -> Agent | None:
+        """Save the limits and image patterns now (also done by itself a moment after each change)."""
+        self._apply_timer.stop()
         limits = self.form.limits()
-        self.save_button.setEnabled(False)
         try:
             agent = await asyncio.to_thread(
                 self.app.agents.set_limits,
@@ -330,14 +365,16 @@ class AgentSettingsDialog(QDialog):
             )
             agent = await self.app.owner.set_images(self.agent.name, split_patterns(self.images.text()))
         except BerthError as e:
-            self.error.setText(f"Not saved: {e.message}")
-            self.error.show()
+            if shiboken6.isValid(self.error):  # the dialog may have closed meanwhile
+                self.error.setText(f"Not saved: {e.message}")
+                self.error.show()
+                self.status.setText("")
             return None
-        finally:
-            self.save_button.setEnabled(True)
-        self.error.hide()
         self.agent = agent
-        self.save_button.setText("Saved ✓")
+        if shiboken6.isValid(self.status):
+            self.error.hide()
+            self.status.setText("Saved ✓ — limits apply to its next containers.")
+            self.status.setStyleSheet("color: #2e7d4f;")
         return agent
 
 

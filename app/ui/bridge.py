@@ -29,6 +29,7 @@ class CoreBridge(QObject):
     agentsChanged = Signal()
     approvalEvent = Signal(str, object)  # topic ("approval.pending", ...), the request
     patternsChanged = Signal(object)  # the trusted pattern added or removed
+    alert = Signal(str, object)  # "alert.service_exited" / "alert.queueing", app.core.alerts.ServiceExited / Queueing
 
     def __init__(self, events: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +55,8 @@ class CoreBridge(QObject):
             self.approvalEvent.emit(topic, data)
         elif topic == "patterns.changed":
             self.patternsChanged.emit(data)
+        elif topic.startswith("alert."):
+            self.alert.emit(topic, data)
 
     def close(self) -> None:
         self._unsubscribe()

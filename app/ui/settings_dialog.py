@@ -2,30 +2,38 @@
 start at login, host commands (whether a sandbox works, the folders hidden from them) and the global
 trusted patterns.
 
-Saved and applied by the core (`Owner.apply_settings`): what can apply at once does (the default
-image for new containers, the approval expiry -- waiting requests included --, notifications, the
-hidden folders: the runner reads them at every run); the RPC port and the engine endpoint need a
-restart, and the dialog says so next to them and after saving.
+Every change is saved as it is made (one save model with Agent Settings and the pattern lists: no Save
+button, only Close), a moment after the last keystroke, through the core (`Owner.apply_settings`): what
+can apply at once does (the default image for new containers, the approval expiry -- waiting requests
+included --, notifications, the hidden folders: the runner reads them at every run); the RPC port and
+the engine endpoint need a restart, and the dialog says so next to them and after saving. Where
+`--rpc-port` or `BERTH_RPC_PORT` sets the port, the port field says so and shows the port in use; the
+engine field shows the address in use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+import shiboken6
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
+    QSpacerItem,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -45,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 AUTOMATIC_IMAGE = f"Automatic ({PREFERRED_IMAGES[0]} when present)"
 RESTART_NOTE = "applies when Berth restarts"
+APPLY_DELAY_MS = 600
 ALWAYS_HIDDEN = (
     "Always hidden: Berth's own folders (its tokens, database and every workspace), ~/.ssh, ~/.gnupg, "
     "cloud and cluster credentials (~/.aws, ~/.config/gcloud, ~/.kube…), keyrings and password stores."
@@ -81,9 +90,14 @@ class SettingsDialog(QDialog):
 
         self.port = QSpinBox()
         self.port.setObjectName("rpcPort")
-        self.port.setRange(1024, 65535)
+        self.port.setRange(0, 65535)
+        self.port.setSpecialValueText("any free port")
         self.port.setValue(s.rpc_port)
         self.port.setGroupSeparatorShown(False)
+        self.port_overridden = app.rpc_port != s.rpc_port
+        if self.port_overridden:  # the port in use, greyed, and why (the saved one applies without the override)
+            self.port.setValue(app.rpc_port)
+            self.port.setEnabled(False)
         self.endpoint = QLineEdit(s.engine_endpoint or "")
         self.endpoint.setObjectName("engineEndpoint")
         self.endpoint.setPlaceholderText("Automatic (DOCKER_HOST, else the platform's default socket)")
@@ -97,6 +111,9 @@ class SettingsDialog(QDialog):
         self.notifications = QCheckBox("Show a notification when a command waits for approval")
         self.notifications.setObjectName("notifications")
         self.notifications.setChecked(s.notifications)
+        self.service_exits = QCheckBox("Show a notification when a service stops unexpectedly or runs out of memory")
+        self.service_exits.setObjectName("notifyServiceExits")
+        self.service_exits.setChecked(s.notify_service_exits)
         self.autostart = QCheckBox("Start Berth when I log in")
         self.autostart.setObjectName("autostart")
         self._autostart_was: bool | None = None
@@ -112,6 +129,8 @@ class SettingsDialog(QDialog):
 
         general = QWidget()
         form = QFormLayout(general)
+        form.setContentsMargins(16, 14, 16, 14)
+        form.setVerticalSpacing(8)
         form.addRow("Default image:", self.image)
         form.addRow("", self.images_hint)
         self.image_patterns = QLineEdit(", ".join(app.settings.image_patterns))
@@ -120,22 +139,40 @@ class SettingsDialog(QDialog):
         form.addRow("Agents may pull:", self.image_patterns)
         form.addRow("", self._hint(None, "image patterns, comma-separated, e.g. python:*, ghcr.io/my-org/*"))
         form.addRow("Approval expiry:", self._hint(self.expiry, "a waiting command is refused after this"))
-        form.addRow("", self.notifications)
+        form.addRow("Notifications:", self.notifications)
+        form.addRow("", self.service_exits)
         form.addRow("", self.autostart)
-        form.addRow(QLabel(""))
-        form.addRow("RPC port:", self._hint(self.port, f"127.0.0.1 only · {RESTART_NOTE}"))
+        form.addRow("Run history:", self._history_row(s))
+        form.addItem(QSpacerItem(0, 10))
+        self.port_hint = QLabel(f"127.0.0.1 only · {RESTART_NOTE}")
+        self.port_hint.setObjectName("hint")
+        self.port_hint.setWordWrap(True)
+        if self.port_overridden:
+            env = os.environ.get("BERTH_RPC_PORT")
+            by = f"BERTH_RPC_PORT={env}" if env else "--rpc-port"
+            listening = rpc_url or ("a free port chosen at start" if app.rpc_port == 0 else f"port {app.rpc_port}")
+            saved = "any free port" if s.rpc_port == 0 else str(s.rpc_port)
+            self.port_hint.setText(f"In use: {listening}, set by {by}. Without it Berth uses the saved {saved}.")
+        form.addRow("RPC port:", self._hint(self.port, self.port_hint))
         form.addRow("Docker engine:", self.endpoint)
-        form.addRow("", self._hint(None, f"e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 · {RESTART_NOTE}"))
-        self.env_note = QLabel()
-        self.env_note.setObjectName("hint")
-        self.env_note.setWordWrap(True)
-        form.addRow("", self.env_note)
-        if app.rpc_port != s.rpc_port:
-            where = rpc_url or ("a free port chosen at start" if app.rpc_port == 0 else f"port {app.rpc_port}")
-            self.env_note.setText(f"This Berth listens on {where} (set by --rpc-port or BERTH_RPC_PORT).")
+        self.endpoint_hint = QLabel(f"e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 · {RESTART_NOTE}")
+        self.endpoint_hint.setObjectName("hint")
+        self.endpoint_hint.setWordWrap(True)
+        form.addRow("", self.endpoint_hint)
+        self.env_note = self.port_hint  # (its old name)
+        self.status = QLabel()
+        self.status.setObjectName("saveStatus")
+        self.status.setWordWrap(True)
+        form.addRow("", self.status)
+        general_page = QScrollArea()
+        general_page.setWidget(general)
+        general_page.setWidgetResizable(True)
+        general_page.setFrameShape(QFrame.Shape.NoFrame)
+        general_page.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # it fits: see resize
 
         host = QWidget()
         hl = QVBoxLayout(host)
+        hl.setContentsMargins(16, 14, 16, 14)
         self.sandbox_status = QLabel("Checking the sandbox…")
         self.sandbox_status.setObjectName("sandboxStatus")
         self.sandbox_status.setWordWrap(True)
@@ -163,51 +200,102 @@ class SettingsDialog(QDialog):
 
         self.patterns = PatternsEditor(app, None)
         self.tabs = QTabWidget()
-        self.tabs.addTab(general, "General")
+        self.tabs.addTab(general_page, "General")
         self.tabs.addTab(host, "Host commands")
         self.tabs.addTab(self.patterns, "Trusted commands (all agents)")
 
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Close)
-        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
-        self.save_button.setObjectName("primary")
-        self.save_button.clicked.connect(lambda: self.save())
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs, 1)
-        layout.addWidget(self.status)
         layout.addWidget(self.buttons)
-        self.resize(680, 500)
+        self.save_button = None  # every change is saved as it is made (kept for callers that looked for it)
+        self._restart: list[str] = []  # what changed since the dialog opened that needs a restart
+        self._apply_timer = QTimer(self)
+        self._apply_timer.setSingleShot(True)
+        self._apply_timer.setInterval(APPLY_DELAY_MS)
+        self._apply_timer.timeout.connect(lambda: self.save())
+        for spin in general.findChildren(QSpinBox):
+            spin.valueChanged.connect(self._schedule)
+        for check in general.findChildren(QCheckBox):
+            if check is not self.autostart:
+                check.toggled.connect(self._schedule)
+        self.autostart.toggled.connect(self._schedule)
+        for line in (self.endpoint, self.image_patterns):
+            line.editingFinished.connect(self._schedule_now)
+        self.image.currentIndexChanged.connect(self._schedule)
+        image_line = self.image.lineEdit()
+        if image_line is not None:
+            image_line.editingFinished.connect(self._schedule_now)
+        # Wide enough for the General page's longest row without a sideways scroll bar; tall enough for most.
+        self.resize(max(820, general.sizeHint().width() + 60), 600)
+
+    def _history_row(self, s: Settings) -> QWidget:
+        """How long finished runs are kept: days and a count, whichever comes first (the core prunes them)."""
+        self.history_days = QSpinBox()
+        self.history_days.setObjectName("historyDays")
+        self.history_days.setRange(1, 3650)
+        self.history_days.setSuffix(" days")
+        self.history_days.setValue(max(1, round(s.history_days)))
+        self.history_runs = QSpinBox()
+        self.history_runs.setObjectName("historyRuns")
+        self.history_runs.setRange(100, 1_000_000)
+        self.history_runs.setSingleStep(1000)
+        self.history_runs.setGroupSeparatorShown(True)
+        self.history_runs.setSuffix(" runs")
+        self.history_runs.setValue(max(100, int(s.history_max_runs)))
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (QLabel("keep"), self.history_days, QLabel("or"), self.history_runs):
+            layout.addWidget(w)
+        hint = QLabel("whichever comes first")
+        hint.setObjectName("hint")
+        layout.addWidget(hint)
+        layout.addStretch(1)
+        return row
 
     @staticmethod
-    def _hint(field: QWidget | None, text: str) -> QWidget:
+    def _hint(field: QWidget | None, text: str | QLabel) -> QWidget:
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
         if field is not None:
             row.addWidget(field)
-        label = QLabel(text)
+        label = text if isinstance(text, QLabel) else QLabel(text)
         label.setObjectName("hint")
-        row.addWidget(label)
-        row.addStretch(1)
+        row.addWidget(label, 1 if isinstance(text, QLabel) else 0)
+        if not isinstance(text, QLabel):
+            row.addStretch(1)
         return box
 
-    def add_hidden_folder(self, path: str) -> None:
-        """Hide one more folder (saved with Save)."""
+    def done(self, result: int) -> None:
+        """Closing saves a change still waiting for its moment (nothing typed is lost)."""
+        if self._apply_timer.isActive():
+            self.save()
+        super().done(result)
+
+    def _schedule(self, *_: Any) -> None:
+        """A change: saved a moment after the last one (typing a number saves once)."""
+        self.status.setText("Saving…")
+        self.status.setStyleSheet("color: #6b7280;")
+        self._apply_timer.start()
+
+    def _schedule_now(self) -> None:
+        if self.new_settings() != self.app.settings:
+            self._apply_timer.start(0)
+
+    def add_hidden_folder(self, path: str) -> asyncio.Task[Settings | None]:
+        """Hide one more folder (saved at once, like every setting)."""
         folders = self.hidden_folders.folders()
         if path not in folders:
             self.hidden_folders.set_folders([*folders, path])
         self.hidden_folders.select(path)
-        self._unsaved()
+        return self.save()
 
-    def remove_hidden_folder(self, path: str) -> None:
+    def remove_hidden_folder(self, path: str) -> asyncio.Task[Settings | None]:
         self.hidden_folders.set_folders([f for f in self.hidden_folders.folders() if f != path])
-        self._unsaved()
-
-    def _unsaved(self) -> None:
-        self.status.setText("Hidden folders change when you save.")
-        self.status.setStyleSheet("color: #92400e;")
+        return self.save()
 
     def show_sandbox(self, status: SandboxStatus) -> None:
         if status.available:
@@ -224,9 +312,22 @@ class SettingsDialog(QDialog):
             self.sandbox_status.setStyleSheet("color: #b3261e;")
 
     async def load(self) -> None:
-        """Fill in the sandbox status, the global patterns and the local images (from the engine)."""
+        """Fill in the sandbox status, the global patterns, the engine in use and the local images."""
         self.show_sandbox(await asyncio.to_thread(lambda: self.app.approvals.sandbox))
         await self.patterns.reload()
+        try:
+            info = await self.app.owner.engine_info()
+            state = f"Docker {info.version}" if info.available else "not answering"
+            self.endpoint.setPlaceholderText(f"Automatic: now {info.endpoint}")
+            if not self.endpoint.text():
+                self.endpoint_hint.setText(
+                    f"In use: {info.endpoint} ({state}; from DOCKER_HOST, else the platform's default socket). "
+                    f"Type another address to change it · {RESTART_NOTE}"
+                )
+            else:
+                self.endpoint_hint.setText(f"In use: {info.endpoint} ({state}) · {RESTART_NOTE}")
+        except Exception as e:
+            logger.debug("could not read the engine address: %s", e)
         try:
             images = await self.app.owner.images()
         except Exception as e:
@@ -254,10 +355,13 @@ class SettingsDialog(QDialog):
         return replace(
             self.app.settings,
             default_image=self.chosen_image(),
-            rpc_port=self.port.value(),
+            rpc_port=self.app.settings.rpc_port if self.port_overridden else self.port.value(),
             engine_endpoint=self.endpoint.text().strip() or None,
             approval_expiry_s=float(self.expiry.value()),
             notifications=self.notifications.isChecked(),
+            notify_service_exits=self.service_exits.isChecked(),
+            history_days=float(self.history_days.value()),
+            history_max_runs=self.history_runs.value(),
             hidden_folders=self.hidden_folders.folders(),
             image_patterns=split_patterns(self.image_patterns.text()),
         )
@@ -266,8 +370,8 @@ class SettingsDialog(QDialog):
         return WINDOW_TASKS.spawn(self._save())
 
     async def _save(self) -> Settings | None:
+        self._apply_timer.stop()
         new = self.new_settings()
-        self.save_button.setEnabled(False)
         try:
             restart = await self.app.owner.apply_settings(new)  # saved, audited, applied by the core
             if autostart is not None and self.autostart.isVisible():
@@ -277,15 +381,17 @@ class SettingsDialog(QDialog):
                     self._autostart_was = on
         except Exception as e:
             logger.exception("could not save the settings")
-            self.status.setText(f"Not saved: {e}")
-            self.status.setStyleSheet("color: #b3261e;")
+            if shiboken6.isValid(self.status):  # the dialog may have closed meanwhile
+                self.status.setText(f"Not saved: {e}")
+                self.status.setStyleSheet("color: #b3261e;")
             return None
-        finally:
-            self.save_button.setEnabled(True)
-        text = f"Saved to {self.app.paths.settings_file}."
+        restart = [what for what in restart if what not in self._restart] + self._restart
+        self._restart = restart  # a port changed in an earlier save still needs the restart
+        text = "Saved ✓ — changes apply as you make them."
         if restart:
-            text += f" Restart Berth for {' and '.join(restart)} to take effect; the rest applies now."
-        self.status.setText(text)
-        self.status.setStyleSheet("color: #92400e;" if restart else "color: #2e7d4f;")
-        self.saved.emit(new)
+            text = f"Saved ✓ — restart Berth for {' and '.join(restart)} to take effect; the rest applies now."
+        if shiboken6.isValid(self.status):
+            self.status.setText(text)
+            self.status.setStyleSheet("color: #92400e;" if restart else "color: #2e7d4f;")
+            self.saved.emit(new)
         return new

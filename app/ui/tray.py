@@ -491,3 +491,20 @@ class Notifier(QObject):
             except Exception:
                 logger.exception("the %s notification failed", channel.name)
         return None
+
+    def notify_event(self, key: str, title: str, body: str, warn: bool = True) -> Notification | None:
+        """A notification that is not about a waiting request (a service exited, an agent queues): the same
+        channels, paused with the others; whether this kind is wanted at all is the caller's Setting."""
+        if self.paused:
+            return None
+        for i in range(len(self._factories)):
+            channel = self._channel(i)
+            try:
+                if channel is not None and channel.send(title, body, warn):
+                    note = Notification(key, title, body, channel.name, time.time())
+                    self.sent.append(note)
+                    self.last_request = None  # a click opens the window, not a request
+                    return note
+            except Exception:
+                logger.exception("the %s notification failed", channel.name if channel else "?")
+        return None

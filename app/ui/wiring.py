@@ -19,6 +19,7 @@ from app.core.application import Application
 from app.core.approvals import ShellRequest
 from app.ui.agent_dialogs import run_dialog
 from app.ui.agents_view import AgentsView
+from app.ui.alert_text import alert_text
 from app.ui.approval_queue import ApprovalQueue
 from app.ui.bridge import CoreBridge
 from app.ui.settings_dialog import SettingsDialog
@@ -72,6 +73,7 @@ class DesktopWiring(QObject):
 
         bridge = desktop.bridge
         bridge.approvalEvent.connect(self._approval_event)
+        bridge.alert.connect(self._alert)
         bridge.agentsChanged.connect(self.agents.on_agents_changed)
         self.queue.pendingChanged.connect(self._pending_changed)
         self.queue.message.connect(window.show_message)
@@ -126,6 +128,16 @@ class DesktopWiring(QObject):
         if topic == "approval.pending" and isinstance(data, ShellRequest):
             waiting = {r.request_id for r in self.queue.pending_model.requests()} - {data.request_id}
             self.notifier.notify(data, more=len(waiting))
+
+    def _alert(self, topic: str, data: Any) -> None:
+        """A service that exited by itself or was OOM-killed, an agent that started queueing (app/core/alerts.py)."""
+        text = alert_text(topic, data)
+        if text is None:
+            return
+        key, title, body, wanted = text
+        self.window.show_message(f"{title}: {body.splitlines()[0]}", 15_000)
+        if wanted(self.app.settings):
+            self.notifier.notify_event(key, title, body)
 
     def _pending_changed(self, n: int) -> None:
         self.window.set_badge("approvals", n)

@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QTextCursor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLabel, QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import QDialogButtonBox, QLabel, QMessageBox, QPushButton, QWidget
 
 from app.config import Settings
 from app.core.display import display_text
@@ -456,11 +456,12 @@ async def test_settings_hides_a_folder_from_sandboxed_commands_at_once(
     await wait_until(lambda: "sandbox (bubblewrap)" in dialog.sandbox_status.text(), what="the sandbox status")
     assert any("~/.ssh" in label.text() and "keyrings" in label.text() for label in dialog.findChildren(QLabel))
     dialog.tabs.setCurrentIndex(1)
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Close) is not None and dialog.save_button is None
     await choose_folder(dialog.hidden_folders, private)
     assert dialog.hidden_folders.folders() == [str(private)]
-    assert h.app.settings.hidden_folders == []  # not before Save
-    saved = await dialog.save()
-    assert saved is not None and saved.hidden_folders == [str(private)]
+    # Saved as it is made, like every setting (no Save button): the core has it at once.
+    await wait_until(lambda: h.app.settings.hidden_folders == [str(private)], what="the folder saved")
+    await wait_until(lambda: dialog.status.text().startswith("Saved ✓"), what="the saved status")
     assert Settings.load(h.app.paths.settings_file).hidden_folders == [str(private)]
     assert str(private) in h.app.hidden_paths()
     dialog.reject()
