@@ -64,6 +64,8 @@ bench: setup
 	$(PY) bench/concurrent.py
 	$(PY) bench/peers.py
 	$(PY) -m bench.logs_view
+	$(PY) -m bench.engine_paths
+	$(PY) -m bench.history_search
 
 # Packaging (packaging/README.md): a one-folder bundle in dist/berth/, and the desktop integration.
 .PHONY: package install-desktop desktop-deps validate-desktop
