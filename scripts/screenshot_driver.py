@@ -134,6 +134,7 @@ async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
     await agents.refresh_usage()
     agents.select("research-bot")
     await shot(out, "09-agents", window)
+    await shot(out, "14-agents-usage", window)  # the usage bars (issue 17 names this view)
 
     task = agents.add_agent()
     add = None
@@ -196,10 +197,10 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
         await shot(out, "02-containers-selected", window)
         panel.show_details()
         await asyncio.sleep(4)  # a few stats ticks for the graphs
-        await shot(out, "02b-containers-detail", window)
+        await shot(out, "13b-container-graphs", window)
         panel.details.tabs.setCurrentIndex(1)
         await asyncio.sleep(0.5)
-        await shot(out, "02c-containers-detail-inspect", window)
+        await shot(out, "13-container-detail", window)
         panel.hide_details()
 
         (logs,) = panel.open_logs()
@@ -232,10 +233,10 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
 
         window.show_view("history")
         await asyncio.sleep(1.5)
-        await shot(out, "13-history", window)
+        await shot(out, "15-history", window)
         desktop.history.search.setText("error")
         await asyncio.sleep(1.5)
-        await shot(out, "13b-history-search", window)
+        await shot(out, "15-history-search", window)
         desktop.history.search.setText("")
 
         await part_two(out, desktop, data_dir)

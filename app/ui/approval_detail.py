@@ -307,6 +307,7 @@ class RequestDetail(QWidget):
         self.full_hint.setWordWrap(False)
         self.keys = plain_label("keyHints")
         self.keys.setStyleSheet("color: #6b7280; font-size: 9pt;")
+        self.keys.setWordWrap(False)  # one line: a wrapped label under an aligned row was given one line and cut
         # Row one, in the platform's order (the main action last): Approve & trust on the left, apart; then
         # Deny and Approve. Row two, apart: full access (where no sandbox works, it is the only approval and
         # takes Approve's place in row one instead). Under them, the keys.

@@ -196,8 +196,10 @@ class ApprovalQueue(QWidget):
         header.setSectionResizeMode(COL_COMMAND, QHeaderView.ResizeMode.Stretch)
         # Widths from the font (a header is never clipped, at any scale): the wider of the header and a sample.
         if model.history:
-            samples = {COL_AGENT: "research-bot", COL_ACCESS: "full access", COL_CWD: "workspace/site",
-                       COL_TIME: "12 Dec 23:45", COL_STATUS: "done · by “git status”", COL_EXIT: "255"}  # fmt: skip
+            # Outcome and folder as their common short forms (longer ones elide, whole in the tooltip): the
+            # command keeps room to be read beside six columns.
+            samples = {COL_AGENT: "research-bot", COL_ACCESS: "full access", COL_CWD: "workspace",
+                       COL_TIME: "12 Dec 23:45", COL_STATUS: "denied by you", COL_EXIT: "255"}  # fmt: skip
         else:
             samples = {COL_AGENT: "research-bot", COL_ACCESS: "full access", COL_CWD: "workspace/site/x",
                        COL_TIME: "Waiting"}  # fmt: skip
