@@ -337,6 +337,10 @@ class ContainerPanel(QWidget):
                     "<b>services.start</b> (a service).<br>Running, stopped and recently finished ones show up here.",
                 )
             self.stack.setCurrentWidget(self.empty)
+        # Filters over nothing are noise: off while the engine is away and nothing is listed.
+        usable = self._engine_up or self.model.rowCount() > 0
+        for w in (self.filter_text, self.agent_box, self.kind_box, self.status_box, self.runs_box, self.pool_box):
+            w.setEnabled(usable)
         self._update_agents()
         self._update_actions()
         self._update_summary()

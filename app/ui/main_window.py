@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(self.views[key])
 
         self.banner = EngineBanner()
+        self.banner.settingsRequested.connect(self.settingsRequested)
         right = QWidget()
         right.setObjectName("page")
         right_layout = QVBoxLayout(right)
@@ -227,8 +228,10 @@ class MainWindow(QMainWindow):
             self.rpc_label.setText(f"RPC {url}")
             self.rpc_label.setToolTip("Agents reach Berth here (POST /rpc with their token)")
         else:
-            self.rpc_label.setText("RPC: not listening")
-            self.rpc_label.setToolTip(error or "")
+            self.rpc_label.setText("RPC: not listening — agents cannot connect")
+            self.rpc_label.setToolTip(
+                (error + "\n" if error else "") + "Agents reach Berth through this port; see Settings > RPC port."
+            )
 
     def set_running(self, n: int) -> None:
         self.running_label.setText(f"{n} running")

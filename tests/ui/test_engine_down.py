@@ -84,6 +84,12 @@ async def test_banner_while_the_engine_is_down_and_gone_when_it_is_back(
     assert "DOCKER_HOST" in window.banner.hint.text()  # the engine layer's hint says what to do
     assert "disconnected" in window.engine_label.text()
     await wait_until(lambda: "Waiting for the Docker engine" in desktop.panel.empty.title.text(), what="empty state")
+    assert "last check" in window.banner.note.text()  # when Berth last tried, and that it keeps trying
+    assert not desktop.panel.filter_text.isEnabled()  # nothing to filter while nothing is listed
+    asked: list[bool] = []
+    window.settingsRequested.connect(lambda: asked.append(True))
+    window.banner.change_button.click()  # "Change engine…" leads to the Settings, where the address is
+    assert asked == [True]
 
     window.banner.retry_button.click()  # still down: says so, nothing freezes
     await wait_until(lambda: "Still no Docker engine" in window.statusBar().currentMessage(), what="retry answer")
@@ -93,3 +99,4 @@ async def test_banner_while_the_engine_is_down_and_gone_when_it_is_back(
     await wait_until(lambda: window.banner.isHidden(), timeout=15, what="the banner to go")
     assert "connected" in window.engine_label.text() and "dis" not in window.engine_label.text()
     await wait_until(lambda: "No containers yet" in desktop.panel.empty.title.text(), what="the normal empty state")
+    assert desktop.panel.filter_text.isEnabled()
