@@ -66,6 +66,7 @@ bench: setup
 	$(PY) -m bench.logs_view
 	$(PY) -m bench.engine_paths
 	$(PY) -m bench.history_search
+	$(PY) -m bench.startup
 
 # Packaging (packaging/README.md): a one-folder bundle in dist/berth/, and the desktop integration.
 .PHONY: package install-desktop desktop-deps validate-desktop
