@@ -1,9 +1,12 @@
-"""Third-party MCP clients driving `/mcp` on a real `berth serve`: fastmcp and openai-agents (the test extras).
+"""Third-party MCP clients driving `/mcp` on a real `berth serve`: fastmcp, openai-agents and pydantic-ai (the
+test extras).
 
 What these clients do that the SDK's own client in test_mcp.py does not show: fastmcp's handshake-era mode
 answers every call with one server-sent event and refuses one over 1 MiB; openai-agents converts tool schemas
-to OpenAI's strict form and gives a call 5 s; both raise a refused token as an error of their own. The
-snippets in docs/mcp.md marked "tested" are run here as they are written.
+to OpenAI's strict form and gives a call 5 s; pydantic-ai hands the model the structured content, and a tool
+error as a retry; all raise a refused token as an error. The snippets in docs/mcp.md marked "tested" are run
+here as they are written. langchain-mcp-adapters is not here: no release of it works with mcp 2 (docs/mcp.md
+says why).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from agents.run_context import RunContextWrapper
 from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from mcp.shared.exceptions import MCPError
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai.mcp import MCPToolset
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from app.rpc.mcp import TOOLS, WAIT_S
 from tests.conftest import BUSYBOX
@@ -130,6 +137,44 @@ async def test_the_openai_agents_snippet_makes_every_tool_strict(server: Server,
         assert r.structured_content["stdout"] == "hello\n"
 
 
+async def test_the_pydantic_ai_snippet_runs_an_agent_with_berths_tools(server: Server, monkeypatch: Any) -> None:
+    """The snippet's agent, with a scripted model in place of an LLM: it calls run_command, then a tool that fails."""
+    monkeypatch.setenv("BERTH_URL", server.url)
+    monkeypatch.setenv("BERTH_TOKEN", server.tokens["alice"])
+    snippet: dict[str, Any] = {}
+    exec(compile(doc_snippet("pydantic-ai"), "docs/mcp.md", "exec"), snippet)  # its main() needs a model: not run
+    seen: list[Any] = []
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(messages[-1].parts[-1])
+        if len(seen) == 1:
+            assert {t.name for t in info.function_tools} == {t.name for t in TOOLS}
+            return ModelResponse(parts=[ToolCallPart("run_command", {"command": "echo hi", "image": BUSYBOX})])
+        if len(seen) == 2:
+            return ModelResponse(parts=[ToolCallPart("wait_command", {"run_id": "run-nope"})])
+        return ModelResponse(parts=[TextPart("done")])
+
+    berth: MCPToolset[Any] = snippet["berth_toolset"]()
+    agent: PydanticAgent[Any, str] = snippet["coding_agent"](berth, FunctionModel(model))
+    async with agent:
+        assert berth.is_running
+        assert {t.name for t in await berth.list_tools()} == {t.name for t in TOOLS}
+        direct = await berth.direct_call_tool("run_command", {"command": "echo hi", "image": BUSYBOX})
+        assert direct["stdout"] == "hi\n" and direct["exit_code"] == 0 and direct["status"] == "done"
+        result = await agent.run("Say hi in a container.")
+    assert result.output == "done" and not berth.is_running
+    ran, failed = seen[1], seen[2]
+    assert isinstance(ran, ToolReturnPart) and ran.tool_name == "run_command"
+    assert ran.content["stdout"] == "hi\n" and ran.content["exit_code"] == 0  # the structured content
+    # The tool error reaches the model as a retry: the structured error, its hint included.
+    assert isinstance(failed, ToolReturnPart) and failed.tool_name == "wait_command"
+    assert failed.outcome == "retried"
+    assert isinstance(failed.content, str)
+    error = json.loads(failed.content)["error"]
+    assert (error["code"], error["data"]["kind"]) == (-32004, "not_found") and error["data"]["hint"]
+    assert "run-nope" in error["message"]
+
+
 # -- large results --------------------------------------------------------------------------------------
 
 
@@ -213,7 +258,9 @@ async def test_errors_have_one_shape_in_both_clients(server: Server) -> None:
 
 
 @pytest.mark.parametrize("token", ["not-a-token", None], ids=["wrong", "missing"])
-async def test_a_bad_token_is_the_same_error_in_both_clients(server: Server, token: str | None) -> None:
+async def test_a_bad_token_is_the_same_error_in_every_client(
+    server: Server, token: str | None, monkeypatch: Any
+) -> None:
     """No tool result without a session: the client raises the JSON-RPC error of the HTTP 401 answer."""
     with pytest.raises(MCPError) as fm:
         async with fastmcp_client(server, token, mode="legacy") as client:
@@ -225,6 +272,18 @@ async def test_a_bad_token_is_the_same_error_in_both_clients(server: Server, tok
     while isinstance(found, BaseExceptionGroup):
         found = found.exceptions[0]
     assert isinstance(found, MCPError)
-    for e in (fm.value, found):
+    # pydantic-ai as docs/mcp.md builds it: entering the agent connects, and fails.
+    monkeypatch.setenv("BERTH_URL", server.url)
+    monkeypatch.setenv("BERTH_TOKEN", token or "")
+    snippet: dict[str, Any] = {}
+    exec(compile(doc_snippet("pydantic-ai"), "docs/mcp.md", "exec"), snippet)
+    # The snippet always sends the header; with no token, the library's own toolset without one.
+    toolset = MCPToolset(server.url + "/mcp", id="berth") if token is None else snippet["berth_toolset"]()
+    agent: PydanticAgent[Any, str] = snippet["coding_agent"](toolset, FunctionModel(lambda *_: ModelResponse([])))
+    with pytest.raises(MCPError) as pa:
+        async with agent:
+            pass
+    assert not toolset.is_running
+    for e in (fm.value, found, pa.value):
         assert e.error.code == -32001 and e.error.data["kind"] == "unauthorized" and e.error.data["hint"]
-    assert json.dumps(fm.value.error.data) == json.dumps(found.error.data)
+        assert json.dumps(e.error.data) == json.dumps(fm.value.error.data)
