@@ -120,6 +120,9 @@ class Application:
             await self.containers.sync_all()
         except EngineUnavailable:
             return False
+        except BerthError as e:  # an engine still starting may refuse a call (a removal in progress, a 500)
+            logger.warning("taking up the engine again failed (%s); trying again", e)
+            return False
         self.engine_available = True
         logger.info("engine %s at %s (CPU quota: %s)", info.version, info.endpoint, info.cpu_group_mechanism)
         self.events.emit("engine.changed", info)
@@ -158,7 +161,10 @@ class Application:
                 self.events.emit("engine.changed", await self.engine.info())
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
-            await self._engine_up()
+            try:
+                await self._engine_up()
+            except Exception as e:  # whatever it was, this loop is what brings the engine back: it goes on
+                logger.error("taking up the engine again failed: %r; trying again", e)
 
     async def _on_container_event(self, ev: ContainerEvent) -> None:
         if (

@@ -97,7 +97,12 @@ def test_engine_stopped_and_started_under_a_running_berth(server: Server, restar
             time.sleep(0.5)
     assert alice.info()["engine"]["available"] is True
     wait_for(lambda: alice.inspect(svc["id"])["status"] == "running", "the service to come back", timeout=30)
-    wait_for(lambda: alice.info()["agent"]["usage"]["containers"] == 1, "the service to count again")
+    try:
+        wait_for(lambda: alice.info()["agent"]["usage"]["containers"] == 1, "the service to count again")
+    except AssertionError:  # what Berth counted and said, for whoever reads the failure
+        print("usage:", alice.info()["agent"]["usage"], "containers:", alice.list())
+        print((server.data_dir / "serve.log").read_text()[-6000:])
+        raise
     assert "Traceback" not in (server.data_dir / "serve.log").read_text()
 
 
