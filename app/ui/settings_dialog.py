@@ -158,6 +158,8 @@ class SettingsDialog(QDialog):
         self.endpoint_hint = QLabel(f"e.g. unix:///var/run/docker.sock or tcp://127.0.0.1:2375 · {RESTART_NOTE}")
         self.endpoint_hint.setObjectName("hint")
         self.endpoint_hint.setWordWrap(True)
+        # A wrapped label in a form is given the height of its narrowest layout: keep the text under the field.
+        self.endpoint_hint.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         form.addRow("", self.endpoint_hint)
         self.env_note = self.port_hint  # (its old name)
         self.status = QLabel()
