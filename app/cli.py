@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -174,17 +175,48 @@ def _limits_table(limits: Limits) -> str:
     )
 
 
-def _running_owner(paths: Paths) -> Any:
-    """A client of the Berth running on this data dir, as the owner; None when none answers."""
+HEALTH_WAIT_S = 30.0  # how long a running but busy Berth may take to answer before the command gives up
+
+
+def _health(url: str) -> str:
+    """ "ok"; "busy" (something listens there but has not answered yet); "gone" (nothing listens: a stale
+    endpoint.json left by a Berth that is not running)."""
+    import urllib.error
     import urllib.request
 
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5):
+            return "ok"
+    except urllib.error.HTTPError:
+        return "busy"  # it answers, but not yet with health (starting or stopping)
+    except urllib.error.URLError as e:
+        return "busy" if isinstance(e.reason, TimeoutError) else "gone"
+    except TimeoutError:
+        return "busy"
+    except (OSError, ValueError):
+        return "gone"
+
+
+def _running_owner(paths: Paths) -> Any:
+    """A client of the Berth running on this data dir, as the owner; None when none runs.
+
+    A Berth that runs but is slow to answer is waited for, never gone around: a change written to the store
+    behind its back would not reach its window (and two writers would race)."""
     from app.rpc.client import BerthClient, find_url
 
     try:
         url = find_url(paths.data_dir)
-        with urllib.request.urlopen(f"{url}/health", timeout=2):
-            pass
     except (BerthError, OSError, ValueError):
+        return None
+    deadline = time.monotonic() + HEALTH_WAIT_S
+    while (state := _health(url)) == "busy":
+        if time.monotonic() > deadline:
+            raise BerthError(
+                f"the Berth running on {paths.data_dir} ({url}) did not answer in {HEALTH_WAIT_S:g} s",
+                hint="try again in a moment; if it stays so, quit Berth and run the command again",
+            )
+        time.sleep(0.2)
+    if state == "gone":
         return None
     agents, _vault = _open_agents(paths)
     token = agents.owner_token()
