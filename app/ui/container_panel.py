@@ -68,7 +68,7 @@ from app.ui.resources import icon
 from app.ui.slots import async_slot
 from app.ui.status_delegate import StatusDelegate
 from app.ui.tasks import TaskSet
-from app.ui.widgets import EmptyState
+from app.ui.widgets import EmptyState, fill_agent_box
 
 logger = logging.getLogger(__name__)
 
@@ -356,21 +356,8 @@ class ContainerPanel(QWidget):
         self.act_clear_runs.setEnabled(any(r.type == RUN for r in rows))
 
     def _update_agents(self) -> None:
-        agents = sorted({r.agent for r in self.model.rows() if r.agent})
-        current = [self.agent_box.itemData(i) for i in range(1, self.agent_box.count())]
-        if agents == current:
-            return
-        chosen = self.agent_box.currentData()
-        self.agent_box.blockSignals(True)
-        self.agent_box.clear()
-        self.agent_box.addItem("All agents", "")
-        for a in agents:
-            self.agent_box.addItem(a, a)
-        i = self.agent_box.findData(chosen)
-        self.agent_box.setCurrentIndex(max(i, 0))
-        self.agent_box.blockSignals(False)
-        if i < 0 and chosen:
-            self.proxy.set_filter(agent="")
+        if not fill_agent_box(self.agent_box, sorted({r.agent for r in self.model.rows() if r.agent})):
+            self.proxy.set_filter(agent="")  # the agent filtered on is gone
 
     def _focus_filter(self) -> None:
         self.filter_text.setFocus()

@@ -38,7 +38,7 @@ from app.ui.logs_viewer import LogsWindow, exit_chip
 from app.ui.resources import icon
 from app.ui.row_model import RowTableModel
 from app.ui.tasks import TaskSet
-from app.ui.widgets import EmptyState
+from app.ui.widgets import EmptyState, fill_agent_box
 
 logger = logging.getLogger(__name__)
 
@@ -257,17 +257,7 @@ class HistoryView(QWidget):
         self.exit_box.blockSignals(False)
 
     def _fill_agents(self, agents: list[str]) -> None:
-        current = [self.agent_box.itemData(i) for i in range(1, self.agent_box.count())]
-        if agents == current:
-            return
-        chosen = self.agent_box.currentData()
-        self.agent_box.blockSignals(True)
-        self.agent_box.clear()
-        self.agent_box.addItem("All agents", "")
-        for a in agents:
-            self.agent_box.addItem(a, a)
-        self.agent_box.setCurrentIndex(max(self.agent_box.findData(chosen), 0))
-        self.agent_box.blockSignals(False)
+        fill_agent_box(self.agent_box, agents)
 
     def set_filter(self, text: str = "", *, agent: str = "", exit: ExitFilter = "any") -> None:
         """Set every filter at once and search (for the screenshots and tests)."""

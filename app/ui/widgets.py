@@ -11,7 +11,7 @@ import re
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.ui.resources import icon
 
@@ -70,3 +70,20 @@ class EmptyState(QWidget):
         self.text.setText(text)
         self.button.setText(button)
         self.button.setVisible(bool(button))
+
+
+def fill_agent_box(box: QComboBox, agents: list[str]) -> bool:
+    """An "All agents" filter box listing `agents`, keeping the person's choice (quietly: no signal). False when
+    the chosen agent is no longer there (the box is back on All agents)."""
+    if agents == [box.itemData(i) for i in range(1, box.count())]:
+        return True
+    chosen = box.currentData()
+    box.blockSignals(True)
+    box.clear()
+    box.addItem("All agents", "")
+    for a in agents:
+        box.addItem(a, a)
+    i = box.findData(chosen)
+    box.setCurrentIndex(max(i, 0))
+    box.blockSignals(False)
+    return i >= 0 or not chosen
