@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from app.config import PREFERRED_IMAGES, Settings
+from app.core.engine_start import EngineStarter, StartPlan, StartResult
 from app.core.history import ExitFilter, SearchResult
 from app.core.images import check_pattern
 from app.core.terminal import TerminalPlan, plan_terminal
 from app.errors import BerthError, Conflict, InvalidParams, NotFound
+from app.host import Folder, ShellResult
 from app.model import (
     LABEL_AGENT,
     LABEL_POOL_AGENT,
@@ -46,6 +49,10 @@ class Owner:
     def __init__(self, app: Application) -> None:
         self._app = app
         self._settings_lock = asyncio.Lock()  # one settings change at a time: each compares with the last
+        # Start Docker (the engine-down banner): tests replace its `run` and `facts`, so nothing is started.
+        self.engine_starter = EngineStarter(
+            app.engine.endpoint, run=self._run_on_host, audit=self._audit_engine_start, reconnect=app.reconnect
+        )
 
     # -- containers ------------------------------------------------------------------------------
 
@@ -198,6 +205,24 @@ class Owner:
     async def reconnect(self) -> bool:
         """Check the engine now (the core reconnects by itself; this makes it sooner). True if it answers."""
         return await self._app.reconnect()
+
+    def engine_start_plan(self) -> StartPlan:
+        """What Start Docker would run here, or why it cannot (nothing is started)."""
+        return self.engine_starter.plan()
+
+    async def start_engine(self) -> StartResult:
+        """Start the Docker engine as this platform allows (audited as the person's action), then reconnect.
+        A failed command comes back in the result, with its output's tail and what to do."""
+        return await self.engine_starter.start()
+
+    async def _run_on_host(self, argv: Sequence[str], timeout_s: float) -> ShellResult:
+        return await self._app.host.run(shlex.join(argv), Folder("/"), timeout_s, access="host")
+
+    async def _audit_engine_start(self, argv: Sequence[str]) -> None:
+        endpoint = self.engine_starter.endpoint
+        await asyncio.to_thread(
+            self._app.store.audit, "engine.start", endpoint, actor=ACTOR, detail={"argv": list(argv)}
+        )
 
     # -- agents ----------------------------------------------------------------------------------
 
