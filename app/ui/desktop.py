@@ -21,6 +21,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.config import Paths
 from app.core.application import Application
+from app.errors import BerthError
+from app.model import EngineInfo
 from app.runtime import Runtime
 from app.ui import crash
 from app.ui.bridge import CoreBridge
@@ -79,6 +81,8 @@ class Desktop(QObject):
         self.feed.runningCountChanged.connect(self.window.set_running)
         self.feed.error.connect(self.window.show_message)
         self.window.banner.retryRequested.connect(self.retry)
+        self.window.banner.startRequested.connect(self.start_engine)
+        self.bridge.engineChanged.connect(self._plan_engine_start)
         self.window.quitRequested.connect(self.quit)
         self.history.message.connect(self.window.show_message)
         self.bridge.runFinished.connect(lambda _id: self.history.on_run_finished())
@@ -204,6 +208,28 @@ class Desktop(QObject):
             self.window.show_message(f"Could not check the engine: {e}")
         finally:
             banner.set_checking(False)
+
+    def _plan_engine_start(self, info: EngineInfo) -> None:
+        """While the engine is down, Start Docker shows what it would run here (or why it cannot)."""
+        if not info.available:
+            self.window.banner.set_start_plan(self.app.owner.engine_start_plan())
+
+    @async_slot()
+    async def start_engine(self) -> None:
+        """Start Docker as the core planned it for this machine; a failure stays in the banner."""
+        banner = self.window.banner
+        banner.set_starting(True)
+        try:
+            result = await self.app.owner.start_engine()
+            banner.show_start_result(result)
+            self.window.show_message(result.message if result.ok else f"Could not start Docker: {result.message}")
+        except BerthError as e:
+            banner.show_start_failure(e.message, hint=e.hint or "")
+        except Exception as e:
+            logger.exception("starting the engine failed")
+            banner.show_start_failure(f"internal error ({e!r})", hint="see Berth's log")
+        finally:
+            banner.set_starting(False)
 
 
 def make_qapp() -> QApplication:

@@ -1,9 +1,11 @@
-"""The engine-down banner: shown when the endpoint does not answer, gone by itself when it comes back."""
+"""The engine-down banner: shown when the endpoint does not answer, gone by itself when it comes back;
+its Start Docker button (with a fake runner: these tests never start or stop an engine)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from app.core.application import Application
+from app.core.engine_start import StartFacts
+from app.host import ShellResult
 from app.ui.desktop import Desktop
-from tests.ui.conftest import make_paths, wait_until
+from tests.ui.conftest import assert_nothing_left, make_paths, wait_until
 
-pytestmark = pytest.mark.engine
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
@@ -73,6 +76,7 @@ async def down_desktop(instance: str, tmp_path: Path, qapp: object) -> AsyncIter
         desktop.window.close()
 
 
+@pytest.mark.engine
 async def test_banner_while_the_engine_is_down_and_gone_when_it_is_back(
     down_desktop: tuple[Desktop, EngineProxy],
 ) -> None:
@@ -100,3 +104,90 @@ async def test_banner_while_the_engine_is_down_and_gone_when_it_is_back(
     assert "connected" in window.engine_label.text() and "dis" not in window.engine_label.text()
     await wait_until(lambda: "No containers yet" in desktop.panel.empty.title.text(), what="the normal empty state")
     assert desktop.panel.filter_text.isEnabled()
+
+
+@pytest.fixture
+async def offline_desktop(tmp_path: Path, qapp: object) -> AsyncIterator[tuple[Desktop, int]]:
+    """A window on an endpoint where nothing answers, nor ever will: no engine is touched (so no `instance`
+    fixture, whose clean-up asks the local engine)."""
+    port = free_port()
+    paths = make_paths(tmp_path / "data", f"test-{secrets.token_hex(5)}")
+    desktop = Desktop(Application(paths, engine_endpoint=f"tcp://127.0.0.1:{port}"))
+    desktop.window.show()
+    try:
+        yield desktop, port
+    finally:
+        await desktop.stop()
+        desktop.window.close()
+    assert_nothing_left(desktop)
+
+
+class FakeRunner:
+    """Stands in for the host runner: records the argv, answers when the test lets it, starts nothing."""
+
+    def __init__(self, result: ShellResult) -> None:
+        self.result = result
+        self.ran: list[list[str]] = []
+        self.go = asyncio.Event()
+
+    async def __call__(self, argv: list[str], timeout_s: float) -> ShellResult:
+        self.ran.append(list(argv))
+        await self.go.wait()
+        return self.result
+
+
+async def test_start_docker_is_disabled_for_a_remote_engine_and_says_why(
+    offline_desktop: tuple[Desktop, int],
+) -> None:
+    desktop, port = offline_desktop
+    banner = desktop.window.banner
+    await desktop.start()
+    await wait_until(lambda: not banner.isHidden(), timeout=5, what="the banner")
+    await wait_until(lambda: "tcp://" in banner.start_button.toolTip(), what="the start plan")
+    assert banner.start_button.text() == "Start Docker"
+    assert not banner.start_button.isEnabled()  # Berth cannot start an engine reached over tcp://
+    tip = banner.start_button.toolTip()
+    assert f"tcp://127.0.0.1:{port}" in tip and "start it where it runs" in tip and "Change engine" in tip
+
+
+async def test_start_docker_runs_the_planned_command_and_shows_its_failure(
+    offline_desktop: tuple[Desktop, int],
+) -> None:
+    desktop, _port = offline_desktop
+    window, app = desktop.window, desktop.app
+    banner = window.banner
+    stderr = (
+        "Job for docker.service failed because the control process exited with error code.\n"
+        'See "systemctl status docker.service" and "journalctl -xeu docker.service" for details.'
+    )
+    runner = FakeRunner(ShellResult(1, "", stderr))
+    starter = app.owner.engine_starter
+    starter.run = runner
+    starter.facts = StartFacts("linux", 0, {"systemctl"}, "unix:///var/run/docker.sock", systemd=True)
+    await desktop.start()
+    await wait_until(lambda: not banner.isHidden(), timeout=5, what="the banner")
+    await wait_until(lambda: banner.start_button.isEnabled(), what="Start Docker to be enabled")
+    assert banner.start_button.toolTip() == "Runs `systemctl start docker`"
+
+    banner.start_button.click()
+    await wait_until(lambda: runner.ran, what="the command to run")
+    assert runner.ran == [["systemctl", "start", "docker"]]
+    assert banner.start_button.text() == "Starting…" and not banner.start_button.isEnabled()
+    runner.go.set()
+    await wait_until(lambda: not banner.failure.isHidden(), what="the failure in the banner")
+    text = banner.failure.text()
+    assert "Could not start Docker" in text and "<code>systemctl start docker</code> failed (exit 1)" in text
+    assert "the control process exited with error code" in text  # the command's stderr tail
+    assert "What to do" in text and "journalctl -u docker" in text
+    assert banner.start_button.text() == "Start Docker" and banner.start_button.isEnabled()
+    assert "Could not start Docker" in window.statusBar().currentMessage()
+    entry = (await asyncio.to_thread(app.store.list_audit, 5))[0]
+    assert (entry["action"], entry["actor"], entry["detail"]) == ("engine.start", "you", {"argv": runner.ran[0]})
+
+    # Started, but the engine does not answer yet: no failure, Berth says it keeps trying.
+    runner.result = ShellResult(0, "", "")
+    starter.settle_s = 0.3
+    banner.start_button.click()
+    await wait_until(lambda: "connects by itself" in window.statusBar().currentMessage(), what="the start answer")
+    assert banner.failure.isHidden()
+    assert banner.start_button.isEnabled()
