@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = agents.add_parser("add", help="create an agent and print its token (shown once)")
     add.add_argument("name")
     _limit_options(add, defaults=True)
+    add.add_argument("--engine", metavar="NAME", help="the engine its containers run on (default: local)")
     agents.add_parser("list", help="list agents")
     rm = agents.add_parser(
         "remove", help="remove an agent and its containers (its workspace is kept unless --delete-workspace)"
@@ -90,12 +91,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="an image it may have pulled, besides images already here, e.g. 'python:*' (repeat for more)",
     )
     st.add_argument("--no-images", action="store_true", help="take back every image pattern given before")
+    st.add_argument("--engine", metavar="NAME", help="run its next containers on this engine (`berth engines list`)")
     en = st.add_mutually_exclusive_group()
     en.add_argument("--enable", dest="enabled", action="store_true", default=None)
     en.add_argument("--disable", dest="enabled", action="store_false")
     tok = agents.add_parser("token", help="print or rotate an agent's token")
     tok.add_argument("name")
     tok.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working")
+
+    engines = sub.add_parser("engines", help="the Docker engines agents run on").add_subparsers(
+        dest="action", required=True
+    )
+    engines.add_parser("list", help="engines, whether each answers, version, containers")
+    ea = engines.add_parser("add", help="add an engine (it must answer)")
+    ea.add_argument("name")
+    where = ea.add_mutually_exclusive_group(required=True)
+    where.add_argument("--host", metavar="URL", help="tcp://HOST:2376 (with --tls-*), ssh://USER@HOST or unix://PATH")
+    where.add_argument("--context", metavar="CONTEXT", help="a Docker context's name (`docker context ls`)")
+    ea.add_argument("--tls-ca", metavar="FILE", help="the CA certificate the engine's certificate is signed by")
+    ea.add_argument("--tls-cert", metavar="FILE", help="Berth's client certificate")
+    ea.add_argument("--tls-key", metavar="FILE", help="the client certificate's key")
+    ea.add_argument(
+        "--files",
+        choices=("local", "sync"),
+        help="local: the engine sees this machine's folders (bind mounts); sync: it does not, the workspace is "
+        "copied there and back around each run (default: local for unix://, else sync)",
+    )
+    er = engines.add_parser("remove", help="forget an engine (refused while an agent uses it)")
+    er.add_argument("name")
 
     appr = sub.add_parser("approvals", help="decide host shell requests").add_subparsers(dest="action", required=True)
     al = appr.add_parser("list", help="pending requests")
@@ -143,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_desktop(paths, getattr(args, "rpc_port", None), verbose=args.verbose)
         if args.command == "agents":
             return _agents(paths, args)
+        if args.command == "engines":
+            return _engines(paths, args)
         if args.command == "approvals":
             return _approvals(paths, args)
         if args.command == "trust":
@@ -261,8 +286,10 @@ def _limit_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def _agents(paths: Paths, args: argparse.Namespace) -> int:
     if args.action == "add":
-        agent = _owner_call(paths, "agents.add", name=args.name, **_limit_params(args))
-        print(f"agent {agent['name']}: {_limits_table(Limits(**agent['limits']))}")
+        extra = {"engine": args.engine} if args.engine else {}
+        agent = _owner_call(paths, "agents.add", name=args.name, **_limit_params(args), **extra)
+        on = f" on engine {agent['engine']}" if agent.get("engine", "local") != "local" else ""
+        print(f"agent {agent['name']}{on}: {_limits_table(Limits(**agent['limits']))}")
         print("its token (shown once; keep it secret):")
         print(agent["token"])
     elif args.action == "list":
@@ -271,7 +298,8 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
             print("no agents yet: add one with `berth agents add NAME`")
         for a in rows:
             limits = _limits_table(Limits(**a["limits"]))
-            print(f"{a['name']:<20} {'enabled ' if a['enabled'] else 'disabled'} {limits}")
+            on = f" engine={a['engine']}" if a.get("engine", "local") != "local" else ""
+            print(f"{a['name']:<20} {'enabled ' if a['enabled'] else 'disabled'} {limits}{on}")
             for folder in a.get("host_folders") or []:
                 print(f"{'':<20} host folder: {display_text(folder)}")
     elif args.action == "remove":
@@ -294,9 +322,12 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
         if args.image or args.no_images:
             current = [] if args.no_images else list(_agent(paths, args.name).images)
             params["images"] = current + args.image
+        if args.engine:
+            params["engine"] = args.engine
         agent = _owner_call(paths, "agents.set", name=args.name, **params)
+        on = f" on engine {agent['engine']}" if agent.get("engine", "local") != "local" else ""
         print(
-            f"agent {agent['name']}: {_limits_table(Limits(**agent['limits']))}"
+            f"agent {agent['name']}{on}: {_limits_table(Limits(**agent['limits']))}"
             + ("" if agent["enabled"] else " (disabled)")
         )
         for folder in agent["host_folders"]:
@@ -317,6 +348,43 @@ def _agents(paths: Paths, args: argparse.Namespace) -> int:
                 return 1
             print(token)
     return 0
+
+
+def _engines(paths: Paths, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for e in _owner_call(paths, "engines.list"):
+            state = f"Docker {e['version']}" if e["available"] else "not answering"
+            count = "" if e["containers"] is None else f", {e['containers']} container(s)"
+            agents = f", agents: {', '.join(e['agents'])}" if e.get("agents") else ""
+            print(f"{e['name']:<16} {display_text(e['endpoint']):<40} {state}{count}, files: {e['files']}{agents}")
+            if not e["available"] and e.get("hint"):
+                print(f"{'':<16} {display_text(e['hint'])}")
+    elif args.action == "add":
+        params = {
+            "name": args.name,
+            "host": args.host,
+            "context": args.context,
+            "tls_ca": _absolute(args.tls_ca),
+            "tls_cert": _absolute(args.tls_cert),
+            "tls_key": _absolute(args.tls_key),
+            "files": args.files,
+        }
+        e = _owner_call(paths, "engines.add", **params)
+        print(f"engine {e['name']}: Docker {e['version']} at {display_text(e['endpoint'])}, files: {e['files']}")
+        for image in e.get("images_copied") or []:
+            print(f"  copied {image} from the local engine")
+        print(f"place an agent there with `berth agents set NAME --engine {e['name']}`")
+    elif args.action == "remove":
+        _owner_call(paths, "engines.remove", name=args.name)
+        print(f"removed engine {args.name} (its containers, if any, are still there)")
+    return 0
+
+
+def _absolute(path: str | None) -> str | None:
+    """A file given on the command line, as the running Berth (another working folder) finds it."""
+    import os
+
+    return os.path.abspath(path) if path else None
 
 
 def _agent(paths: Paths, name: str) -> Any:

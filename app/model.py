@@ -195,6 +195,7 @@ class ContainerInfo:
     labels: dict[str, str] = field(default_factory=dict)
     network: str = ""  # "none", or the agent network's name (a service is reachable there by `name`)
     command: str = ""  # the command it runs, on one line (for the panel's tooltip)
+    engine: str = "local"  # the name of the engine it runs on (API.md "Engines")
 
     @property
     def running(self) -> bool:
@@ -219,6 +220,7 @@ class ContainerInfo:
             "image": self.image,
             "created": self.created,
             "ports": {k: v.to_json() for k, v in self.ports.items()},
+            "engine": self.engine,
         }
 
 
@@ -302,9 +304,44 @@ class EngineInfo:
     endpoint: str
     cpu_group_mechanism: str | None = None
     hint: str | None = None
+    name: str = "local"  # the engine's name in Berth (API.md "Engines")
 
     def to_json(self) -> dict[str, Any]:
-        return {"available": self.available, "version": self.version, "endpoint": self.endpoint}
+        return {"name": self.name, "available": self.available, "version": self.version, "endpoint": self.endpoint}
+
+
+LOCAL_ENGINE = "local"
+ENGINE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+FILES_LOCAL, FILES_SYNC = "local", "sync"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """An engine the person added (`berth engines add`): where it is and how Berth is let in.
+
+    `files`: "local" when the engine sees this machine's folders (the workspace is bind-mounted, as on the
+    local engine); "sync" when it cannot (a remote machine): the workspace is copied to a volume there and
+    back around each run (app/core/remote_files.py)."""
+
+    name: str
+    host: str | None = None  # unix://, tcp://HOST:PORT or ssh://USER@HOST
+    context: str | None = None  # or a Docker context's name, resolved when Berth connects
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    files: str = FILES_SYNC
+    created: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "context": self.context,
+            "tls_ca": self.tls_ca,
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "files": self.files,
+        }
 
 
 def parse_size(text: str | int) -> int:
@@ -339,6 +376,7 @@ class Agent:
     created: float = 0.0
     host_folders: tuple[str, ...] = ()  # folders on the host the person granted for its host commands
     images: tuple[str, ...] = ()  # image patterns it may have pulled, besides images already here
+    engine: str = LOCAL_ENGINE  # the engine its containers run on (API.md "Engines")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from app.core.store import Store
 from app.core.tokens import TokenVault, hash_token, new_token
 from app.core.workspace import Workspaces
 from app.errors import Forbidden, InvalidParams, NotFound, Unauthorized
-from app.model import AGENT_NAME_RE, Agent, Limits
+from app.model import AGENT_NAME_RE, LOCAL_ENGINE, Agent, Limits
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +98,14 @@ class Agents:
 
     # -- agents ----------------------------------------------------------------------------------
 
-    def add(self, name: str, limits: Limits | None = None) -> tuple[Agent, str]:
+    def add(self, name: str, limits: Limits | None = None, *, engine: str = LOCAL_ENGINE) -> tuple[Agent, str]:
         """Create an agent; returns it and its token (shown once)."""
         validate_name(name)
+        self._check_engine(engine)
         token = new_token()
         agent = self._store.add_agent(name, validate_limits(limits or Limits()), hash_token(token))
+        if engine != LOCAL_ENGINE:
+            agent = self._store.update_agent(name, engine=engine)
         self._vault.set(name, token)
         self._workspaces.path(name)
         self._store.audit("agent.add", name, actor="user", detail={"limits": agent.limits.to_json()})
@@ -142,6 +145,21 @@ class Agents:
         checked = tuple(dict.fromkeys(check_pattern(p) for p in patterns))
         agent = self._store.update_agent(name, images=checked)
         self._store.audit("agent.images", name, actor="user", detail={"images": list(checked)})
+        self._events.emit("agents.changed", agent)
+        return agent
+
+    def _check_engine(self, engine: str) -> None:
+        if engine != LOCAL_ENGINE and engine not in {e.name for e in self._store.list_engines()}:
+            raise InvalidParams(
+                f"engine: there is no engine named {engine!r}", hint="`berth engines list` shows them; add one first"
+            )
+
+    def set_engine(self, name: str, engine: str) -> Agent:
+        """Place the agent on an engine: its next containers run there (those running stay where they are)."""
+        before = self.get(name)
+        self._check_engine(engine)
+        agent = self._store.update_agent(name, engine=engine)
+        self._store.audit("agent.engine", name, actor="user", detail={"engine": engine, "was": before.engine})
         self._events.emit("agents.changed", agent)
         return agent
 

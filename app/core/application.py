@@ -29,10 +29,10 @@ from app.core.stats_history import StatsHistory
 from app.core.store import Store
 from app.core.tokens import TokenVault
 from app.core.workspace import Workspaces
-from app.engine import Engine
+from app.engine.registry import Engines
 from app.errors import BerthError, EngineUnavailable
 from app.host import HostRunner
-from app.model import Agent, ContainerEvent, Kind, PoolStatus
+from app.model import LOCAL_ENGINE, Agent, ContainerEvent, EngineConfig, EngineInfo, Kind, PoolStatus
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,15 @@ class Application:
         self.vault = TokenVault(paths.tokens_file, self.instance)
         self.workspaces = Workspaces(paths.workspaces_dir)
         self.agents = Agents(self.store, self.vault, self.workspaces, self.events)
-        self.engine = Engine(
-            self.instance, engine_endpoint or self.settings.engine_endpoint, pool=pool_config(self.settings)
+        self._placement = {a.name: a.engine for a in self.store.list_agents()}
+        self.engine = Engines(
+            self.instance,
+            engine_endpoint or self.settings.engine_endpoint,
+            pool=pool_config(self.settings),
+            placement=lambda agent: self._placement.get(agent, LOCAL_ENGINE),
         )
+        for config in self.store.list_engines():
+            self.engine.add_engine(config)
         self.admission = Admission(self.events)
         self.containers = Containers(
             self.engine,
@@ -62,7 +68,7 @@ class Application:
             self.workspaces,
             self.events,
             PREFERRED_IMAGES[-1],
-            ImagePolicy(self.engine.has_image, lambda: self.settings.image_patterns),
+            ImagePolicy(self.engine.has_image, lambda: self.settings.image_patterns),  # on the agent's engine
         )
         self.background = BackgroundRuns(self.containers, self.events)
         self.host = HostRunner(hidden=self.hidden_paths)
@@ -75,9 +81,11 @@ class Application:
         self.stats_history = StatsHistory()
         self.alerts = Alerts(self.events, lambda agent: len(self.admission.queued(agent)))
         self.owner = Owner(self)
-        self.engine_available = False
-        self._events_since: float | None = None
+        self.engine_available = False  # the local engine's; every engine's in `engine_states`
+        self.engine_states: dict[str, bool] = {}
+        self._events_since: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._watchers: dict[str, asyncio.Task[Any]] = {}
         self.events.subscribe(self._on_agents_changed, "agents.changed")
 
     def pool_status(self) -> PoolStatus:
@@ -98,41 +106,62 @@ class Application:
         self.events.bind_loop(asyncio.get_running_loop())
         await asyncio.to_thread(self.agents.ensure_owner_token)  # the vault warns once if it has no keyring
         await self.approvals.start()
-        await self._engine_up()
-        self._spawn(self._watch_engine())
+        await asyncio.gather(*(self._engine_up(name) for name in self.engine.names()))
+        for name in self.engine.names():
+            self._watch(name)
         self._spawn(self._keep_history())
 
-    async def _engine_up(self) -> bool:
+    def _watch(self, name: str) -> None:
+        task = asyncio.ensure_future(self._watch_engine(name))
+        task.set_name(f"watch engine {name}")
+        self._tasks.add(task)
+        self._watchers[name] = task
+        task.add_done_callback(self._tasks.discard)
+
+    def _set_state(self, name: str, info: EngineInfo) -> None:
+        self.engine_states[name] = info.available
+        self.engine.set_available(name, info.available)
+        if name == LOCAL_ENGINE:
+            self.engine_available = info.available
+        self.events.emit("engine.changed", info)
+
+    async def _engine_up(self, name: str = LOCAL_ENGINE) -> bool:
         """On start and on reconnect: reconcile leftovers, pick the default image, recount services."""
+        try:
+            engine = self.engine.get(name)
+        except BerthError:
+            return False  # removed meanwhile
         # The event stream replays from here: what happens during the reconcile is not missed.
-        self._events_since = time.time() - 1
-        info = await self.engine.info()
+        self._events_since[name] = time.time() - 1
+        info = await engine.info()
         if not info.available:
-            if self.engine_available or not self._tasks:
-                logger.warning("the Docker engine is not available: %s", info.hint)
-            self.engine_available = False
-            self.events.emit("engine.changed", info)
+            if self.engine_states.get(name, True):
+                logger.warning("engine %s is not available: %s", name, info.hint)
+            self._set_state(name, info)
             return False
         try:
-            await self.engine.reconcile()
+            await engine.reconcile()
             await self._prune_networks()
-            self.containers.default_image = await self._default_image()
+            if name == LOCAL_ENGINE:
+                self.containers.default_image = await self._default_image()
+            self.engine.set_available(name, True)
             await self.containers.sync_all()
         except EngineUnavailable:
+            self.engine.set_available(name, self.engine_states.get(name, False))
             return False
         except BerthError as e:  # an engine still starting may refuse a call (a removal in progress, a 500)
-            logger.warning("taking up the engine again failed (%s); trying again", e)
+            logger.warning("taking up engine %s again failed (%s); trying again", name, e)
             return False
-        self.engine_available = True
-        logger.info("engine %s at %s (CPU quota: %s)", info.version, info.endpoint, info.cpu_group_mechanism)
-        self.events.emit("engine.changed", info)
+        logger.info("engine %s: %s at %s (CPU quota: %s)", name, info.version, info.endpoint, info.cpu_group_mechanism)
+        self._set_state(name, info)
         return True
 
     async def reconnect(self) -> bool:
-        """Check the engine now rather than at the next retry; True if it answers (and is taken up again)."""
-        if self.engine_available:
-            return True
-        return await self._engine_up()
+        """Check the engines now rather than at the next retry; True if the local one answers (and is taken up
+        again)."""
+        down = [n for n in self.engine.names() if not self.engine_states.get(n, False)]
+        results = dict(zip(down, await asyncio.gather(*(self._engine_up(n) for n in down)), strict=True))
+        return self.engine_available or results.get(LOCAL_ENGINE, False)
 
     async def _default_image(self) -> str:
         if self.settings.default_image:
@@ -142,40 +171,41 @@ class Application:
                 return image
         return PREFERRED_IMAGES[0]
 
-    async def _watch_engine(self) -> None:
-        """Follow the engine's events (recounting an agent's services when one stops); reconnect when it goes."""
+    async def _watch_engine(self, name: str = LOCAL_ENGINE) -> None:
+        """Follow an engine's events (recounting an agent's services when one stops); reconnect when it goes."""
         delay = 0.5
         while True:
-            if self.engine_available:
+            if self.engine_states.get(name, False):
+                engine = self.engine.get(name)
                 try:
                     # aclosing: a cancel while an event is handled still closes the stream and joins its thread
-                    async with contextlib.aclosing(self.engine.events(since=self._events_since)) as events:
+                    async with contextlib.aclosing(engine.events(since=self._events_since.get(name))) as events:
                         async for ev in events:
                             delay = 0.5
-                            await self._on_container_event(ev)
+                            await self._on_container_event(name, ev)
                 except (EngineUnavailable, BerthError) as e:
-                    logger.warning("lost the engine's event stream: %s", e)
+                    logger.warning("lost the event stream of engine %s: %s", name, e)
                 except Exception:
-                    logger.exception("the engine's event stream failed")
-                self.engine_available = False
-                self.events.emit("engine.changed", await self.engine.info())
+                    logger.exception("the event stream of engine %s failed", name)
+                self._set_state(name, await engine.info())
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
             try:
-                await self._engine_up()
+                await self._engine_up(name)
             except Exception as e:  # whatever it was, this loop is what brings the engine back: it goes on
-                logger.error("taking up the engine again failed: %r; trying again", e)
+                logger.error("taking up engine %s again failed: %r; trying again", name, e)
 
-    async def _on_container_event(self, ev: ContainerEvent) -> None:
+    async def _on_container_event(self, name: str, ev: ContainerEvent) -> None:
+        engine = self.engine.get(name)
         if (
             ev.action == "create"
             and ev.kind in (str(Kind.TEMPORARY), str(Kind.POOL))
-            and not self.engine.made_here(ev.id, ev.name)
+            and not engine.made_here(ev.id, ev.name)
         ):
             # A create this process did not ask for: a Berth killed mid-run whose request the engine finished
             # after this one's reconcile. Nobody will ever wait for it: remove it now.
             logger.info("removing temporary container %s left by an earlier Berth", ev.name or ev.id[:12])
-            self._spawn(self.engine.remove_leftover(ev.id))
+            self._spawn(engine.remove_leftover(ev.id))
             return
         self.events.emit("container.event", ev)
         if ev.kind == str(Kind.SERVICE) and ev.agent and ev.action in ("start", "die", "stop", "destroy"):
@@ -183,6 +213,23 @@ class Application:
                 await self.containers.sync_agent(ev.agent, gone=ev.id if ev.action != "start" else None)
             except BerthError as e:
                 logger.debug("could not recount %s's services: %s", ev.agent, e)
+
+    # -- engines -----------------------------------------------------------------------------------
+
+    async def add_engine(self, config: EngineConfig) -> EngineInfo:
+        """Start driving an engine the person added (already checked and stored) and watch it."""
+        self.engine.add_engine(config)
+        await self._engine_up(config.name)
+        self._watch(config.name)
+        return await self.engine.get(config.name).info()
+
+    async def remove_engine(self, name: str) -> None:
+        task = self._watchers.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.engine.remove_engine(name)
+        self.engine_states.pop(name, None)
 
     async def _keep_history(self) -> None:
         """Prune the run history to the retention setting now and every HISTORY_PRUNE_S, in a worker thread."""
@@ -200,6 +247,10 @@ class Application:
     def _on_agents_changed(self, event: Event) -> None:
         """An agent's limits changed, it was disabled or removed: its warm containers no longer fit."""
         agent = event.data
+        if isinstance(agent, Agent):
+            self._placement[agent.name] = agent.engine
+        else:
+            self._placement = {a.name: a.engine for a in self.store.list_agents()}
         try:
             asyncio.get_running_loop()
         except RuntimeError:

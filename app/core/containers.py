@@ -19,7 +19,7 @@ from app.core.events import EventBus
 from app.core.images import ImagePolicy
 from app.core.store import Store
 from app.core.workspace import Workspaces
-from app.engine import Engine
+from app.engine.backend import Backend
 from app.errors import Conflict, Forbidden, NotFound
 from app.model import (
     LABEL_AGENT,
@@ -53,7 +53,7 @@ def _cut(text: str, cap: int) -> tuple[str, bool]:
 class Containers:
     def __init__(
         self,
-        engine: Engine,
+        engine: Backend,
         store: Store,
         admission: Admission,
         workspaces: Workspaces,
@@ -67,7 +67,7 @@ class Containers:
         self._workspaces = workspaces
         self._events = events
         self.default_image = default_image
-        self.images = images or ImagePolicy(engine.has_image, lambda: [])
+        self.images = images or ImagePolicy(lambda image, _agent: engine.has_image(image), lambda: [])
 
     # -- helpers ---------------------------------------------------------------------------------
 

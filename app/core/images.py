@@ -54,10 +54,12 @@ def allowed_by(image: str, patterns: Sequence[str]) -> str | None:
 class ImagePolicy:
     """`check(agent, image)` before a container is made; `is_local(image)` asks the engine (cached briefly)."""
 
-    def __init__(self, is_local: Callable[[str], Awaitable[bool]], global_patterns: Callable[[], Sequence[str]]):
-        self._is_local = is_local
+    def __init__(
+        self, is_local: Callable[[str, str], Awaitable[bool]], global_patterns: Callable[[], Sequence[str]]
+    ) -> None:
+        self._is_local = is_local  # (image, agent): whether the image is on the agent's engine
         self._global = global_patterns
-        self._local: dict[str, float] = {}  # images found on the machine, and when
+        self._local: dict[tuple[str, str], float] = {}  # (image, agent) found on the agent's engine, and when
 
     def patterns(self, agent: Agent) -> list[str]:
         return [*agent.images, *self._global()]
@@ -68,10 +70,10 @@ class ImagePolicy:
         if allowed_by(image, patterns) is not None:
             return
         now = time.monotonic()
-        if now - self._local.get(image, -1e9) < CACHE_S:
+        if now - self._local.get((image, agent.name), -1e9) < CACHE_S:
             return
-        if await self._is_local(image):
-            self._local[image] = now
+        if await self._is_local(image, agent.name):
+            self._local[(image, agent.name)] = now
             return
         allowed = ", ".join(patterns) if patterns else "none"
         raise InvalidParams(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -21,14 +22,19 @@ from app.core.engine_start import EngineStarter, StartPlan, StartResult
 from app.core.history import ExitFilter, SearchResult
 from app.core.images import check_pattern
 from app.core.terminal import TerminalPlan, plan_terminal
-from app.errors import BerthError, Conflict, InvalidParams, NotFound
+from app.engine.registry import check_engine, copy_image
+from app.errors import BerthError, Conflict, EngineUnavailable, InvalidParams, NotFound
 from app.host import Folder, ShellResult
 from app.model import (
+    ENGINE_NAME_RE,
+    FILES_LOCAL,
     LABEL_AGENT,
     LABEL_POOL_AGENT,
+    LOCAL_ENGINE,
     Agent,
     ContainerDetail,
     ContainerInfo,
+    EngineConfig,
     EngineInfo,
     Kind,
     Limits,
@@ -226,8 +232,106 @@ class Owner:
 
     # -- agents ----------------------------------------------------------------------------------
 
-    async def add_agent(self, name: str, limits: Limits | None = None) -> tuple[Agent, str]:
-        return await asyncio.to_thread(self._app.agents.add, name, limits)
+    async def add_agent(
+        self, name: str, limits: Limits | None = None, *, engine: str = LOCAL_ENGINE
+    ) -> tuple[Agent, str]:
+        return await asyncio.to_thread(lambda: self._app.agents.add(name, limits, engine=engine))
+
+    async def set_engine(self, name: str, engine: str) -> Agent:
+        return await asyncio.to_thread(self._app.agents.set_engine, name, engine)
+
+    # -- engines -----------------------------------------------------------------------------------
+
+    async def engines(self) -> list[dict[str, Any]]:
+        """Every engine: name, endpoint, whether it answers, version, this Berth's containers there, how the
+        workspace reaches it (API.md `engines.list`)."""
+        engines = self._app.engine
+        infos = await engines.infos()
+        out = []
+        for info in infos:
+            count: int | None = None
+            if info.available:
+                try:
+                    count = len(await engines.get(info.name).list_containers(all=True))
+                except BerthError:
+                    count = None
+            config = engines.config(info.name)
+            out.append(
+                info.to_json()
+                | {
+                    "containers": count,
+                    "files": config.files if config else FILES_LOCAL,
+                    "hint": None if info.available else info.hint,
+                    "agents": sorted(
+                        a.name for a in await asyncio.to_thread(self._app.agents.list) if a.engine == info.name
+                    ),
+                }
+            )
+        return out
+
+    async def add_engine(self, config: EngineConfig) -> dict[str, Any]:
+        """Add an engine: checked first (it must answer), then stored and driven; Berth's base images are copied
+        to it from the local engine when it lacks them (no registry needed)."""
+        if not ENGINE_NAME_RE.fullmatch(config.name) or config.name == LOCAL_ENGINE:
+            raise InvalidParams(
+                f"name: {config.name!r} is not a valid engine name (lower-case letters, digits, '-' and '_', at most "
+                "32; not 'local')"
+            )
+        if bool(config.host) == bool(config.context):
+            raise InvalidParams(
+                "give the engine's address (--host URL) or a Docker context (--context NAME), one of them"
+            )
+        if config.host and not config.host.startswith(("tcp://", "ssh://", "unix://", "https://")):
+            raise InvalidParams(f"host: {config.host!r} is not an engine address (tcp://, ssh:// or unix://)")
+        if (
+            config.host
+            and config.host.startswith("tcp://")
+            and not (config.tls_ca and config.tls_cert and config.tls_key)
+        ):
+            raise InvalidParams(
+                "a tcp:// engine needs TLS: give --tls-ca, --tls-cert and --tls-key (an engine on plain TCP lets "
+                "anyone on the network run containers as root there)"
+            )
+        for path in (config.tls_ca, config.tls_cert, config.tls_key):
+            if path and not await asyncio.to_thread(os.path.isfile, path):
+                raise InvalidParams(f"no such file: {path}")
+        if any(n == config.name for n in self._app.engine.names()):
+            raise Conflict(f"engine {config.name!r} already exists")
+        probe = await check_engine(self._app.instance, config)
+        if not probe.available:
+            raise EngineUnavailable(
+                f"engine {config.name!r} does not answer at {probe.endpoint}", hint=probe.hint, engine=config.name
+            )
+        stored = await asyncio.to_thread(self._app.store.add_engine, config)
+        await asyncio.to_thread(
+            self._app.store.audit,
+            "engine.add",
+            config.name,
+            actor=ACTOR,
+            detail=stored.to_json() | {"version": probe.version},
+        )
+        info = await self._app.add_engine(stored)
+        copied = await self.copy_base_images(config.name)
+        return info.to_json() | {"files": stored.files, "images_copied": copied}
+
+    async def copy_base_images(self, name: str) -> list[str]:
+        """Copy Berth's base images (and the default image) from the local engine to `name` where missing."""
+        engines = self._app.engine
+        wanted = dict.fromkeys([*PREFERRED_IMAGES, self._app.containers.default_image])
+        copied = []
+        for image in wanted:
+            if await engines.local.has_image(image) and not await engines.get(name).has_image(image):
+                await copy_image(engines.local, engines.get(name), image)
+                copied.append(image)
+        return copied
+
+    async def remove_engine(self, name: str) -> None:
+        """Forget an engine (refused while an agent is placed on it); its containers stay where they are."""
+        if name == LOCAL_ENGINE:
+            raise InvalidParams("the local engine cannot be removed")
+        await asyncio.to_thread(self._app.store.remove_engine, name)
+        await asyncio.to_thread(self._app.store.audit, "engine.remove", name, actor=ACTOR)
+        await self._app.remove_engine(name)
 
     async def set_limits(self, name: str, **changes: Any) -> Agent:
         return await asyncio.to_thread(self._app.agents.set_limits, name, **changes)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import BerthError, Conflict, NotFound, StorageFull
-from app.model import Agent, Limits, RunRecord
+from app.model import LOCAL_ENGINE, Agent, EngineConfig, Limits, RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,15 @@ MIGRATIONS: list[str] = [
     END;
     INSERT INTO runs_fts (runs_fts) VALUES ('rebuild');
     CREATE INDEX runs_exit_code ON runs (exit_code);
+    """,
+    # 6: more than one engine (API.md "Engines"): the engines the person added, and each agent's engine.
+    """
+    CREATE TABLE engines (
+        name TEXT PRIMARY KEY,
+        config TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    ALTER TABLE agents ADD COLUMN engine TEXT NOT NULL DEFAULT 'local';
     """,
 ]
 
@@ -293,6 +302,7 @@ class Store:
             created=row["created"],
             host_folders=tuple(json.loads(row["host_folders"] or "[]")) if "host_folders" in row.keys() else (),  # noqa: SIM118
             images=tuple(json.loads(row["images"] or "[]")) if "images" in row.keys() else (),  # noqa: SIM118
+            engine=row["engine"] if "engine" in row.keys() else LOCAL_ENGINE,  # noqa: SIM118
         )
 
     def add_agent(self, name: str, limits: Limits, token_hash: str) -> Agent:
@@ -328,8 +338,11 @@ class Store:
         token_hash: str | None = None,
         host_folders: tuple[str, ...] | None = None,
         images: tuple[str, ...] | None = None,
+        engine: str | None = None,
     ) -> Agent:
         changes: dict[str, Any] = {}
+        if engine is not None:
+            changes["engine"] = engine
         if host_folders is not None:
             changes["host_folders"] = json.dumps(list(host_folders))
         if images is not None:
@@ -356,6 +369,41 @@ class Store:
         with self.transaction() as conn:
             if conn.execute("DELETE FROM agents WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFound(f"no such agent: {name}")
+
+    # -- engines ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _engine(row: sqlite3.Row) -> EngineConfig:
+        raw = json.loads(row["config"])
+        known = {f.name for f in dataclasses.fields(EngineConfig)} - {"name", "created"}
+        return EngineConfig(name=row["name"], created=row["created"], **{k: v for k, v in raw.items() if k in known})
+
+    def list_engines(self) -> list[EngineConfig]:
+        """The engines the person added (the local engine is not stored: it is always there)."""
+        return [self._engine(r) for r in self.query("SELECT * FROM engines ORDER BY name")]
+
+    def add_engine(self, config: EngineConfig) -> EngineConfig:
+        body = {k: v for k, v in config.to_json().items() if k != "name"}
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM engines WHERE name = ?", (config.name,)).fetchone():
+                raise Conflict(f"engine {config.name!r} already exists", hint="remove it first, or pick another name")
+            conn.execute(
+                "INSERT INTO engines (name, config, created) VALUES (?, ?, ?)",
+                (config.name, json.dumps(body), time.time()),
+            )
+            return self._engine(conn.execute("SELECT * FROM engines WHERE name = ?", (config.name,)).fetchone())
+
+    def remove_engine(self, name: str) -> None:
+        """Forget an engine; refused (Conflict) while an agent is placed on it."""
+        with self.transaction() as conn:
+            users = [r[0] for r in conn.execute("SELECT name FROM agents WHERE engine = ? ORDER BY name", (name,))]
+            if users:
+                raise Conflict(
+                    f"engine {name!r} is used by {', '.join(users)}",
+                    hint="place those agents on another engine first (`berth agents set NAME --engine local`)",
+                )
+            if conn.execute("DELETE FROM engines WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"no engine named {name!r}", hint="`berth engines list` shows them")
 
     # -- finished runs ---------------------------------------------------------------------------
 

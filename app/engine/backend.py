@@ -22,6 +22,7 @@ from app.model import (
     ContainerDetail,
     ContainerEvent,
     ContainerInfo,
+    EngineConfig,
     EngineInfo,
     PoolStatus,
     RunResult,
@@ -228,7 +229,57 @@ class Backend(Protocol):
         ...
 
 
+class EngineSet(Backend, Protocol):
+    """Several engines behind the one `Backend` (app/engine/registry.py): what it routes by agent and by
+    container is the `Backend` above; this is what the core asks of the set itself, by engine name."""
+
+    @property
+    def local(self) -> Backend:
+        """The local engine (DOCKER_HOST or the platform's socket), always there."""
+        ...
+
+    def names(self) -> list[str]:
+        """The engines' names, `local` first."""
+        ...
+
+    def get(self, name: str) -> Backend:
+        """One engine by name; NotFound for a name Berth does not know."""
+        ...
+
+    def config(self, name: str) -> EngineConfig | None:
+        """How an added engine is reached (None for `local`)."""
+        ...
+
+    async def infos(self) -> list[EngineInfo]:
+        """Every engine's `info()`."""
+        ...
+
+    def add_engine(self, config: EngineConfig) -> Backend:
+        """Start driving an engine (the caller checked it answers)."""
+        ...
+
+    async def remove_engine(self, name: str) -> None:
+        """Stop driving an engine: its pool, streams and threads end; its containers stay there."""
+        ...
+
+    def set_available(self, name: str, available: bool) -> None:
+        """What the core's watch found: an engine that is down fails its own agents at once."""
+        ...
+
+    def engine_name(self, agent: str) -> str:
+        """The engine an agent is placed on."""
+        ...
+
+    async def sync_workspace(self, agent: str) -> bool:
+        """Bring home what the agent's containers wrote to its workspace on an engine that cannot see the local
+        folder; False when there is nothing to do."""
+        ...
+
+
 if TYPE_CHECKING:
     from app.engine.engine import Engine
+    from app.engine.registry import Engines
+
+    _the_registry_is_an_engine_set: type[EngineSet] = Engines
 
     _docker_engine_is_a_backend: type[Backend] = Engine  # mypy checks every member, signature by signature

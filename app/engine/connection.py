@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.tls
 import requests.exceptions
 
 from app.errors import BerthError, Conflict, EngineUnavailable, InvalidParams, NotFound, StorageFull
@@ -27,6 +29,7 @@ from app.errors import BerthError, Conflict, EngineUnavailable, InvalidParams, N
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+MIN_API_VERSION = "1.24"  # what the SDK needs to ask an engine which version it speaks
 # Requests to the engine that are not waits: a stuck engine must not hang Berth for ever.
 REQUEST_TIMEOUT_S = 60
 
@@ -35,9 +38,16 @@ def endpoint_from_env(explicit: str | None = None) -> str:
     return explicit or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def engine_hint(endpoint: str, detail: str = "") -> str:
+def engine_hint(endpoint: str, detail: str = "", *, engine: str = "local") -> str:
     """What the person can do about an engine that does not answer at `endpoint`."""
     low = detail.lower()
+    if engine != "local":
+        if "certificate" in low or "ssl" in low or "tls" in low:
+            return f"engine {engine!r} refused Berth's TLS certificate or its own is not trusted: check the files given"
+        return (
+            f"engine {engine!r} does not answer at {endpoint}: start it or check the network; agents on other "
+            "engines go on"
+        )
     if "permission denied" in low:
         return "you may not use the Docker socket: add yourself to the docker group (sudo usermod -aG docker $USER)"
     if endpoint.startswith("unix://"):
@@ -65,11 +75,63 @@ def _on_loop_thread() -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Access:
+    """How to reach an engine other than the local one: TLS files for tcp://, or a Docker context's name.
+
+    `ssh://` endpoints go through the system's `ssh` client (the person's keys, agent, known_hosts and
+    ~/.ssh/config, as the docker CLI does), not paramiko: nothing more to install, nothing new to trust."""
+
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    context: str | None = None
+
+
+def resolve(endpoint: str | None, access: Access | None) -> tuple[str, docker.tls.TLSConfig | None]:
+    """The base URL and TLS settings a client needs. A context is read now (it may have changed since it was
+    added); a missing context or certificate file is an EngineUnavailable that says which."""
+    if access is not None and access.context:
+        from docker.context import ContextAPI
+
+        try:
+            ctx = ContextAPI.get_context(access.context)
+        except Exception as e:
+            raise EngineUnavailable(f"Docker context {access.context!r} cannot be read: {e}") from e
+        if ctx is None:
+            raise EngineUnavailable(
+                f"there is no Docker context named {access.context!r}", hint="`docker context ls` lists them"
+            )
+        return str(ctx.Host or endpoint_from_env()), ctx.TLSConfig
+    url = endpoint_from_env(endpoint)
+    if access is None or not (access.tls_ca or access.tls_cert or access.tls_key):
+        return url, None
+    for path in (access.tls_ca, access.tls_cert, access.tls_key):
+        if path and not os.path.isfile(path):
+            raise EngineUnavailable(f"the TLS file {path} is missing", hint="add the engine again with the right files")
+    cert = (access.tls_cert, access.tls_key) if access.tls_cert and access.tls_key else None
+    return url, docker.tls.TLSConfig(client_cert=cert, ca_cert=access.tls_ca, verify=access.tls_ca or False)
+
+
 class Connection:
     """Owns the docker clients and the worker threads that use them."""
 
-    def __init__(self, endpoint: str | None = None, *, max_workers: int = 48, name: str = "engine") -> None:
-        self.endpoint = endpoint_from_env(endpoint)
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        max_workers: int = 48,
+        name: str = "engine",
+        access: Access | None = None,
+        engine: str = "local",
+    ) -> None:
+        self.engine = engine  # its name in Berth: named in every "not reachable" error
+        self.endpoint = (
+            endpoint_from_env(endpoint) if access is None or not access.context else f"context:{access.context}"
+        )
+        self._base_url = endpoint
+        self._access = access
+        self._api_version: str | None = None  # of a TLS engine, asked once (see new_client)
         self.name = name  # the prefix of every thread this connection starts (see `threads()`)
         self._max_workers = max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-call")
@@ -81,7 +143,33 @@ class Connection:
 
     def new_client(self, *, timeout: int | None = REQUEST_TIMEOUT_S, pool_size: int = 2) -> docker.DockerClient:
         """A client of its own, for long-lived streams (events, log follows) that would hold a pooled connection."""
-        return docker.DockerClient(base_url=self.endpoint, timeout=timeout, max_pool_size=pool_size)  # type: ignore[arg-type]
+        url, tls = resolve(self._base_url, self._access)
+        if tls is None:
+            return docker.DockerClient(
+                base_url=url,
+                timeout=timeout,  # type: ignore[arg-type]
+                max_pool_size=pool_size,
+                use_ssh_client=url.startswith("ssh://"),
+            )
+        # Over TLS, requests would put $REQUESTS_CA_BUNDLE (set on many machines) before the engine's own CA and
+        # fail the handshake: the clients ignore the environment. So the SDK must not ask for the API version
+        # before that is set: it is asked here once, then given.
+        if self._api_version is None:
+            probe = docker.APIClient(base_url=url, tls=tls, version=MIN_API_VERSION, timeout=REQUEST_TIMEOUT_S)
+            probe.trust_env = False
+            try:
+                self._api_version = str(probe.version(api_version=False)["ApiVersion"])
+            finally:
+                probe.close()
+        client = docker.DockerClient(
+            base_url=url,
+            timeout=timeout,  # type: ignore[arg-type]
+            max_pool_size=pool_size,
+            tls=tls,
+            version=self._api_version,
+        )
+        client.api.trust_env = False
+        return client
 
     def client(self) -> docker.DockerClient:
         """The shared client (blocking: call from a worker thread). Created on first use, again after a failure.
@@ -99,6 +187,7 @@ class Connection:
         """Forget the shared client so the next call reconnects (the engine may have restarted)."""
         with self._lock:
             client, self._client = self._client, None
+            self._api_version = None
         if client is not None:
             try:
                 client.close()
@@ -133,8 +222,11 @@ class Connection:
             return e
         if _is_connection_problem(e):
             self.reset()
+            what = "the Docker engine" if self.engine == "local" else f"engine {self.engine!r}"
             return EngineUnavailable(
-                f"the Docker engine is not reachable ({self.endpoint})", hint=engine_hint(self.endpoint, str(e))
+                f"{what} is not reachable ({self.endpoint})",
+                hint=engine_hint(self.endpoint, str(e), engine=self.engine),
+                engine=self.engine,
             )
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             return StorageFull("the disk is full", hint="free some space (docker system prune removes unused images)")

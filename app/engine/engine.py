@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from app.engine import policy
-from app.engine.connection import Connection, engine_hint
+from app.engine.connection import Access, Connection, engine_hint
 from app.engine.containers import Containers
 from app.engine.cpugroups import CpuGroups
 from app.engine.events import watch_events
@@ -30,6 +30,7 @@ from app.engine.runs import Runs
 from app.engine.stats import StatsReader
 from app.errors import BerthError, EngineUnavailable
 from app.model import (
+    LOCAL_ENGINE,
     LOGS_CAP,
     OUTPUT_CAP,
     ContainerDetail,
@@ -50,9 +51,19 @@ logger = logging.getLogger(__name__)
 class Engine:
     """Async facade over one Docker engine, scoped to one Berth instance (its labels)."""
 
-    def __init__(self, instance: str, endpoint: str | None = None, *, pool: PoolConfig | None = None) -> None:
+    def __init__(
+        self,
+        instance: str,
+        endpoint: str | None = None,
+        *,
+        pool: PoolConfig | None = None,
+        name: str = LOCAL_ENGINE,
+        access: Access | None = None,
+    ) -> None:
         self.instance = instance
-        self.conn = Connection(endpoint, name=f"berth-{instance}")
+        self.name = name  # Berth's name for this engine: "local", or one the person added
+        thread_prefix = f"berth-{instance}" if name == LOCAL_ENGINE else f"berth-{instance}-{name}"
+        self.conn = Connection(endpoint, name=thread_prefix, access=access, engine=name)
         self.cpu_groups = CpuGroups(f"berth-{instance}")
         self._stats = StatsReader(self.conn)
         self._images = Images(self.conn)
@@ -77,11 +88,14 @@ class Engine:
         try:
             version = await self.conn.call(lambda: self.conn.api.version())
             await self._containers.detect()
-            return EngineInfo(True, str(version.get("Version")), self.endpoint, self.cpu_groups.mechanism)
+            return EngineInfo(
+                True, str(version.get("Version")), self.endpoint, self.cpu_groups.mechanism, name=self.name
+            )
         except BerthError as e:
-            return EngineInfo(False, None, self.endpoint, None, e.hint or str(e))
+            return EngineInfo(False, None, self.endpoint, None, e.hint or str(e), name=self.name)
         except Exception as e:
-            return EngineInfo(False, None, self.endpoint, None, engine_hint(self.endpoint, str(e)))
+            hint = engine_hint(self.endpoint, str(e), engine=self.name)
+            return EngineInfo(False, None, self.endpoint, None, hint, name=self.name)
 
     # -- images ----------------------------------------------------------------------------------
 

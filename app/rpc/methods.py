@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import __version__
 from app.core.agents import Principal
-from app.errors import Forbidden, MethodNotFound
+from app.errors import BerthError, Forbidden, MethodNotFound
 from app.model import SERVICE_NAME_RE, Agent
 from app.rpc.params import Param, abs_path, check, command, env_vars, in_range, one_of, parse_params, ports
 
@@ -152,13 +152,15 @@ class Dispatcher:
 
 @method("system.info")
 async def system_info(app: Application, p: Principal, a: dict[str, Any]) -> Any:
-    engine = await app.engine.info()
+    # An agent is told of its own engine (API.md "Engines"); the owner of the local one.
+    backend = app.engine.get(app.engine.engine_name(p.agent.name)) if p.agent is not None else app.engine.local
+    engine = await backend.info()
     out: dict[str, Any] = {"version": __version__, "engine": engine.to_json(), "agent": None}
     if not engine.available:
         out["engine"]["hint"] = engine.hint
     if app.vault.warning:
         out["keyring"] = {"backend": app.vault.backend, "warning": app.vault.warning}
-    out["cpu_quota"] = {"mechanism": app.engine.cpu_groups.mechanism, "reason": app.engine.cpu_groups.reason}
+    out["cpu_quota"] = {"mechanism": backend.cpu_groups.mechanism, "reason": backend.cpu_groups.reason}
     out["host_sandbox"] = (await app.host.check_sandbox()).to_json()
     if p.agent is not None:
         usage = await app.containers.usage(p.agent) if engine.available else app.containers.usage_offline(p.agent)
@@ -333,11 +335,22 @@ async def containers_remove(app: Application, p: Principal, a: dict[str, Any]) -
     Param("path", str, ".", description="Folder relative to your workspace (default: its top)."),
 )
 async def workspace_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    await _bring_home(app, _agent(p).name)
     return await asyncio.to_thread(app.workspaces.list, _agent(p).name, a["path"])
+
+
+async def _bring_home(app: Application, agent: str) -> None:
+    """On an engine that cannot see the workspace folder, what the agent's services wrote there comes home
+    before a read (API.md "Engines"). An engine that does not answer leaves the local files as they are."""
+    try:
+        await app.engine.sync_workspace(agent)
+    except BerthError as e:
+        logger.warning("could not bring %s's workspace home before a read: %s", agent, e)
 
 
 @method("workspace.read", PATH, ENCODING)
 async def workspace_read(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    await _bring_home(app, _agent(p).name)
     return await asyncio.to_thread(app.workspaces.read, _agent(p).name, a["path"], a["encoding"])
 
 

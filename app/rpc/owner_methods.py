@@ -11,7 +11,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from app.core.agents import Principal
-from app.model import Limits
+from app.model import FILES_LOCAL, FILES_SYNC, LOCAL_ENGINE, EngineConfig, Limits
 from app.rpc.methods import method
 from app.rpc.params import Param, check, in_range, one_of
 
@@ -36,6 +36,7 @@ def _agent_json(agent: Any) -> dict[str, Any]:
         "enabled": agent.enabled,
         "host_folders": list(agent.host_folders),
         "images": list(agent.images),
+        "engine": agent.engine,
     }
 
 
@@ -49,11 +50,14 @@ LIMITS = (
 )
 
 
-@method("agents.add", NAME, *LIMITS, owner_only=True)
+ENGINE = Param("engine", str, None, nullable=True, description="The engine its containers run on (default: local).")
+
+
+@method("agents.add", NAME, *LIMITS, ENGINE, owner_only=True)
 async def agents_add(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     given = {k: a[k] for k in ("cpus", "memory", "max_containers", "at_limit", "queue_timeout_s", "network")}
     limits = Limits(**{k: v for k, v in given.items() if v is not None})
-    agent, token = await app.owner.add_agent(a["name"], limits)
+    agent, token = await app.owner.add_agent(a["name"], limits, engine=a["engine"] or LOCAL_ENGINE)
     return _agent_json(agent) | {"token": token}
 
 
@@ -64,6 +68,7 @@ async def agents_add(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     Param("enabled", bool, None, nullable=True, description="Enable or disable the agent."),
     Param("host_folders", list, None, folder_list, nullable=True, description="The host folders it may use."),
     Param("images", list, None, folder_list, nullable=True, description="Image patterns it may have pulled."),
+    ENGINE,
     owner_only=True,
 )
 async def agents_set(app: Application, p: Principal, a: dict[str, Any]) -> Any:
@@ -77,6 +82,8 @@ async def agents_set(app: Application, p: Principal, a: dict[str, Any]) -> Any:
         agent = await owner.set_host_folders(name, a["host_folders"])
     if a["images"] is not None:
         agent = await owner.set_images(name, a["images"])
+    if a["engine"] is not None:
+        agent = await owner.set_engine(name, a["engine"])
     return _agent_json(agent)
 
 
@@ -119,4 +126,41 @@ async def trust_add(app: Application, p: Principal, a: dict[str, Any]) -> Any:
 @method("trust.remove", Param("id", int, description="The pattern's id."), owner_only=True)
 async def trust_remove(app: Application, p: Principal, a: dict[str, Any]) -> Any:
     await asyncio.to_thread(lambda: app.approvals.remove_pattern(a["id"], actor="you"))
+    return {"removed": True}
+
+
+@method("engines.list", owner_only=True)
+async def engines_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    return await app.owner.engines()
+
+
+@method(
+    "engines.add",
+    Param("name", str, description="The engine's name in Berth."),
+    Param("host", str, None, nullable=True, description="tcp://HOST:PORT (with TLS), ssh://USER@HOST or unix://PATH."),
+    Param("context", str, None, nullable=True, description="Or a Docker context's name."),
+    Param("tls_ca", str, None, nullable=True, description="The CA certificate that signed the engine's."),
+    Param("tls_cert", str, None, nullable=True, description="Berth's client certificate."),
+    Param("tls_key", str, None, nullable=True, description="Its key."),
+    Param("files", str, None, one_of(FILES_LOCAL, FILES_SYNC), nullable=True, description="local or sync."),
+    owner_only=True,
+)
+async def engines_add(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    host = a["host"]
+    files = a["files"] or (FILES_LOCAL if host and host.startswith("unix://") else FILES_SYNC)
+    config = EngineConfig(
+        name=a["name"],
+        host=host,
+        context=a["context"],
+        tls_ca=a["tls_ca"],
+        tls_cert=a["tls_cert"],
+        tls_key=a["tls_key"],
+        files=files,
+    )
+    return await app.owner.add_engine(config)
+
+
+@method("engines.remove", Param("name", str, description="The engine's name."), owner_only=True)
+async def engines_remove(app: Application, p: Principal, a: dict[str, Any]) -> Any:
+    await app.owner.remove_engine(a["name"])
     return {"removed": True}

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 class CoreBridge(QObject):
     containerEvent = Signal(object)  # app.model.ContainerEvent
-    engineChanged = Signal(object)  # app.model.EngineInfo
+    engineChanged = Signal(object)  # app.model.EngineInfo of the local engine
+    otherEngineChanged = Signal(object)  # app.model.EngineInfo of an engine the person added
     runStarted = Signal(object)  # {"agent", "image", "key"}
     runContainer = Signal(object)  # {"agent", "id", "image", "command", "key"}: the container serving a run
     runFinished = Signal(object)  # run id in the store
@@ -37,6 +38,9 @@ class CoreBridge(QObject):
 
     def _on_event(self, ev: Event) -> None:
         topic, data = ev.topic, ev.data
+        if topic == "engine.changed" and getattr(data, "name", "local") != "local":
+            self.otherEngineChanged.emit(data)
+            return
         signal: Any = {
             "container.event": self.containerEvent,
             "engine.changed": self.engineChanged,

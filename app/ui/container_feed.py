@@ -86,6 +86,7 @@ class ContainerFeed(QObject):
 
         bridge.containerEvent.connect(self._on_container_event)
         bridge.engineChanged.connect(self._on_engine_changed)
+        bridge.otherEngineChanged.connect(self._on_engine_changed)
         bridge.runFinished.connect(self._on_run_finished)
         bridge.runContainer.connect(self._on_run_container)
         bridge.imageProgress.connect(self._on_image_progress)

@@ -38,7 +38,7 @@ async def test_an_image_from_elsewhere_needs_a_pattern_one_already_here_does_not
     here = {"berth/busybox:latest"}
     asked: list[str] = []
 
-    async def is_local(image: str) -> bool:
+    async def is_local(image: str, agent: str) -> bool:
         asked.append(image)
         return image in here
 
