@@ -1,10 +1,11 @@
 """The main window: Containers, Approvals and Agents one click apart, the engine banner, a status bar.
 
-The window is built with its three views, and with the notices shown under the engine banner (the
-pending-approval banner where there is no tray); the sidebar ends with Settings, which the window
-asks for through `settingsRequested`. The Approvals button carries a badge (`set_badge`). Geometry
-and the selected view are kept in a small ini file in the state folder, so every data dir (and every
-test) has its own.
+The window is built with its views, and with the notices shown under the engine banner (the
+pending-approval banner where there is no tray). The sidebar's views are pages; under them is a
+"Settings…" button, drawn as a button rather than a page tab because it opens the Settings window
+(as the tray and Ctrl+, do), which the window asks for through `settingsRequested`. The Approvals
+button carries a badge (`set_badge`). Geometry and the selected view are kept in a small ini file in
+the state folder, so every data dir (and every test) has its own.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ VIEWS = (
     ("history", "History", "history"),
 )
 STATUS_MESSAGE_MS = 8000
+NAV_WIDTH = 104  # the sidebar's width: its page buttons, and "Settings…" written out in full
 
 
 class NavButton(QToolButton):
@@ -54,7 +56,7 @@ class NavButton(QToolButton):
         self.setIconSize(self.iconSize() * 1.4)
         self.setCheckable(True)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-        self.setFixedSize(98, 64)
+        self.setFixedSize(NAV_WIDTH, 64)
         self.badge = QLabel(self)
         self.badge.setObjectName("badge")
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -108,9 +110,15 @@ class MainWindow(QMainWindow):
             self.nav[key] = b
             side.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
         side.addStretch(1)
-        self.settings_button = NavButton("Settings", "settings")
-        self.settings_button.setCheckable(False)
-        self.settings_button.setToolTip("Settings (Ctrl+,)")
+        # Not a page: a button that opens the Settings window, so it looks like one (bordered, text beside
+        # its icon, "…") and never takes the selection from the views above.
+        self.settings_button = QToolButton()
+        self.settings_button.setObjectName("sidebarAction")
+        self.settings_button.setText("Settings…")
+        self.settings_button.setIcon(icon("settings"))
+        self.settings_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.settings_button.setFixedWidth(NAV_WIDTH - 10)
+        self.settings_button.setToolTip("Open the Settings window (Ctrl+,)")
         self.settings_button.clicked.connect(self.settingsRequested)
         side.addWidget(self.settings_button, 0, Qt.AlignmentFlag.AlignHCenter)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
@@ -93,6 +95,28 @@ async def harness(instance: str, tmp_path: Path, qapp: QApplication) -> AsyncIte
         desktop.window.close()
         desktop.window.deleteLater()
     assert_nothing_left(desktop)
+
+
+@pytest.fixture
+async def offline_desktop(tmp_path: Path, qapp: object) -> AsyncIterator[tuple[Desktop, int]]:
+    """A window on an endpoint where nothing answers, nor ever will: no engine is touched (so no `instance`
+    fixture, whose clean-up asks the local engine)."""
+    port = _free_port()
+    paths = make_paths(tmp_path / "data", f"test-{secrets.token_hex(5)}")
+    desktop = Desktop(Application(paths, engine_endpoint=f"tcp://127.0.0.1:{port}"))
+    desktop.window.show()
+    try:
+        yield desktop, port
+    finally:
+        await desktop.stop()
+        desktop.window.close()
+    assert_nothing_left(desktop)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from app.core.application import Application
 from app.core.engine_start import StartFacts
 from app.host import ShellResult
 from app.ui.desktop import Desktop
-from tests.ui.conftest import assert_nothing_left, make_paths, wait_until
+from tests.ui.conftest import make_paths, wait_until
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -104,22 +103,6 @@ async def test_banner_while_the_engine_is_down_and_gone_when_it_is_back(
     assert "connected" in window.engine_label.text() and "dis" not in window.engine_label.text()
     await wait_until(lambda: "No containers yet" in desktop.panel.empty.title.text(), what="the normal empty state")
     assert desktop.panel.filter_text.isEnabled()
-
-
-@pytest.fixture
-async def offline_desktop(tmp_path: Path, qapp: object) -> AsyncIterator[tuple[Desktop, int]]:
-    """A window on an endpoint where nothing answers, nor ever will: no engine is touched (so no `instance`
-    fixture, whose clean-up asks the local engine)."""
-    port = free_port()
-    paths = make_paths(tmp_path / "data", f"test-{secrets.token_hex(5)}")
-    desktop = Desktop(Application(paths, engine_endpoint=f"tcp://127.0.0.1:{port}"))
-    desktop.window.show()
-    try:
-        yield desktop, port
-    finally:
-        await desktop.stop()
-        desktop.window.close()
-    assert_nothing_left(desktop)
 
 
 class FakeRunner:
