@@ -25,6 +25,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.config import Paths
 from app.core.application import Application
+from app.core.engine_start import StartFacts
+from app.host import ShellResult
 from app.runtime import Runtime, setup_logging
 from app.ui.agent_dialogs import AddAgentDialog, AgentSettingsDialog
 from app.ui.container_model import CONTAINER, RUN
@@ -259,6 +261,38 @@ async def main(out: Path, data_dir: Path, keep: bool) -> None:
     await down.start()
     await asyncio.sleep(1)
     await shot(out, "10-engine-down", down.window)
+    await down.stop()
+    down.window.close()
+    await start_docker_failed(out, data_dir)
+
+
+async def start_docker_failed(out: Path, data_dir: Path) -> None:
+    """Start Docker for a rootless engine that is not running, and the start fails. The facts are those of a
+    Linux user with systemd and the runner is a fake: nothing is started."""
+    socket_dir = "/run/user/1000"
+    paths = Paths(data_dir / "rootless", data_dir / "rootless" / "state", data_dir / "rootless" / "logs")
+    down = Desktop(Application(paths, rpc_port=0, engine_endpoint=f"unix://{socket_dir}/docker.sock"))
+    stderr = (
+        "Job for docker.service failed because the control process exited with error code.\n"
+        'See "systemctl --user status docker.service" and "journalctl --user -xeu docker.service" for details.'
+    )
+
+    async def fails(argv: Any, timeout_s: float) -> ShellResult:
+        return ShellResult(1, "", stderr)
+
+    starter = down.app.owner.engine_starter
+    starter.facts = StartFacts("linux", 1000, {"systemctl"}, starter.endpoint, systemd=True, runtime_dir=socket_dir)
+    starter.run = fails
+    down.window.move(0, 0)
+    down.window.resize(1280, 800)
+    down.window.show_view("containers")
+    down.window.show()
+    await down.start()
+    banner = down.window.banner
+    await until(lambda: banner.start_button.isEnabled())
+    banner.start_button.click()
+    await until(lambda: not banner.failure.isHidden())
+    await shot(out, "10b-engine-down-start-failed", down.window)
     await down.stop()
     down.window.close()
 
