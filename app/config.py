@@ -96,7 +96,7 @@ class Settings:
     approval_expiry_s: float = 600.0
     notifications: bool = True
     pool_enabled: bool = True
-    pool_max_idle: int = 8
+    pool_max_idle: int = 24  # idle pooled containers in all, ~3.3 MiB each with its shim: <= ~80 MiB (pool.py)
     pool_per_key: int = 2
     pool_idle_s: float = 300.0
     hidden_folders: list[str] = field(default_factory=list)  # more folders sandboxed host commands never see

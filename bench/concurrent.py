@@ -13,6 +13,7 @@ shipped settings, 2 per key and 8 in all), to show what a pool sized for the bur
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -26,15 +27,19 @@ from app.rpc.client import BerthClient
 from bench.common import BUSYBOX, BerthServer, docker_runs_at_once
 
 
-def berth_runs_at_once(server: BerthServer, n: int) -> float:
-    """Wall time (ms) of `n` concurrent runs, each from its own thread and HTTP connection."""
+def berth_runs_at_once(server: BerthServer, n: int, each: list[float] | None = None) -> float:
+    """Wall time (ms) of `n` concurrent runs, each from its own thread and HTTP connection; `each` gets every
+    run's own time (ms), to tell the runs that found a warm container from those that went cold."""
     barrier = threading.Barrier(n + 1)
     outs: list[str] = []
 
     def one() -> None:
         client = BerthClient(server.url, server.token)
         barrier.wait()
+        t = time.perf_counter()
         outs.append(client.run(["echo", "hi"], image=BUSYBOX)["stdout"])
+        if each is not None:
+            each.append((time.perf_counter() - t) * 1000)
 
     threads = [threading.Thread(target=one) for _ in range(n)]
     for t in threads:
@@ -48,6 +53,12 @@ def berth_runs_at_once(server: BerthServer, n: int) -> float:
     return elapsed
 
 
+def pool_hits(data_dir: Path) -> str:
+    """The pooled Berth's own count of runs that found a container ready, from its log at exit."""
+    found = re.findall(r"warm pool: .*", (data_dir / "logs" / "berth.log").read_text(errors="replace"))
+    return found[-1].removeprefix("warm pool: ") if found else "no hit count in the log"
+
+
 def main(n: int, rounds: int, per_key: int | None) -> None:
     settings: dict[str, object] = {"pool_per_key": per_key, "pool_max_idle": per_key} if per_key else {}
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
@@ -58,9 +69,11 @@ def main(n: int, rounds: int, per_key: int | None) -> None:
             berth_runs_at_once(cold, n)
             docker_runs_at_once(n)
             walls: dict[str, list[float]] = {"pool": [], "cold": [], "docker": []}
+            each: list[list[float]] = []
             for _ in range(rounds):
                 time.sleep(1)  # let the previous round's removals and refills finish
-                walls["pool"].append(berth_runs_at_once(pooled, n))
+                each.append([])
+                walls["pool"].append(berth_runs_at_once(pooled, n, each[-1]))
                 time.sleep(1)
                 walls["cold"].append(berth_runs_at_once(cold, n))
                 time.sleep(1)
@@ -68,9 +81,13 @@ def main(n: int, rounds: int, per_key: int | None) -> None:
         finally:
             pooled.stop()
             cold.stop()
+        hits = pool_hits(pooled.data_dir)
     med = {k: statistics.median(v) for k, v in walls.items()}
     for k, label in (("pool", "berth RPC, pool on"), ("cold", "berth RPC, pool off"), ("docker", "docker run --rm")):
         print(f"{label:<22} {n} at once: median {med[k]:7.0f} ms  (rounds: {', '.join(f'{v:.0f}' for v in walls[k])})")
+    for i, times in enumerate(each, 1):
+        print(f"pool round {i}: each run " + " ".join(f"{v:.0f}" for v in sorted(times)) + " ms")
+    print(f"pool (warm-up round included): {hits}")
     print(f"concurrent_pool_ms: {med['pool']:.0f}")
     print(f"concurrent_cold_ms: {med['cold']:.0f}")
     print(f"concurrent_docker_ms: {med['docker']:.0f}")

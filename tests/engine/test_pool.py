@@ -11,7 +11,7 @@ from itertools import count
 import pytest
 
 from app.engine import Engine
-from app.engine.pool import PoolKey, Warm, WarmPool
+from app.engine.pool import MAX_CONCURRENT_FILLS, PoolKey, Warm, WarmPool
 from app.model import ContainerSpec, CpuGroup, MiB, PoolConfig, RunSpec
 from tests.conftest import BUSYBOX, PYTHON, docker_cli
 
@@ -85,7 +85,7 @@ async def test_a_burst_teaches_the_pool_its_size_up_to_the_global_cap() -> None:
         assert pool.take(k) is None
     for _ in range(5):
         pool.done(k)
-    await until(lambda: pool.status().idle == 5)  # two are made at a time; the reaper makes the rest
+    await until(lambda: pool.status().idle == 5)  # made several at a time; the reaper makes the rest
     assert pool.target(k) == 5  # the next burst of five finds them ready
     for _ in range(12):
         pool.take(k)
@@ -95,6 +95,32 @@ async def test_a_burst_teaches_the_pool_its_size_up_to_the_global_cap() -> None:
     assert pool.target(k) == 8  # never more than the global budget
     assert pool.status().filling == 0
     await pool.close()
+
+
+async def test_refills_after_a_burst_are_made_several_at_once_and_never_more() -> None:
+    """One fill at a time left a burst of 20 mostly cold: refilling took longer than the gap to the next burst."""
+    made_at_once, most = [0], [0]
+    fake = FakeEngine()
+
+    async def create(spec: ContainerSpec) -> Warm:
+        made_at_once[0] += 1
+        most[0] = max(most[0], made_at_once[0])
+        try:
+            await asyncio.sleep(0.05)
+            return await fake.create(spec)
+        finally:
+            made_at_once[0] -= 1
+
+    pool = WarmPool(create, fake.remove, PoolConfig(max_idle=20, per_key=1))
+    k = key()
+    for _ in range(20):
+        assert pool.take(k) is None
+    for _ in range(20):
+        pool.done(k)
+    await until(lambda: pool.status().idle == 20)
+    assert most[0] == MAX_CONCURRENT_FILLS >= 2
+    await pool.close()
+    assert fake.alive == set()
 
 
 async def test_an_idle_key_drains_after_its_timeout() -> None:
