@@ -59,14 +59,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check app tests bench
 	$(VENV)/bin/mypy app
 
+# Every bench in turn (bench/summary.py lists them), then one table of each figure against its goal.
 bench: setup
-	$(PY) bench/temp_run.py
-	$(PY) bench/concurrent.py
-	$(PY) bench/peers.py
-	$(PY) -m bench.logs_view
-	$(PY) -m bench.engine_paths
-	$(PY) -m bench.history_search
-	$(PY) -m bench.startup
+	$(PY) -m bench.summary
 
 # Packaging (packaging/README.md): a one-folder bundle in dist/berth/, and the desktop integration.
 .PHONY: package install-desktop desktop-deps validate-desktop
