@@ -242,6 +242,10 @@ class Owner:
 
     # -- engines -----------------------------------------------------------------------------------
 
+    def engine_names(self) -> list[str]:
+        """The engines Berth drives now, `local` first (cheap: for the window's column and filter)."""
+        return self._app.engine.names()
+
     async def engines(self) -> list[dict[str, Any]]:
         """Every engine: name, endpoint, whether it answers, version, this Berth's containers there, how the
         workspace reaches it (API.md `engines.list`)."""
@@ -297,10 +301,16 @@ class Owner:
                 raise InvalidParams(f"no such file: {path}")
         if any(n == config.name for n in self._app.engine.names()):
             raise Conflict(f"engine {config.name!r} already exists")
-        probe = await check_engine(self._app.instance, config)
+        probe, identity = await check_engine(self._app.instance, config)
         if not probe.available:
             raise EngineUnavailable(
                 f"engine {config.name!r} does not answer at {probe.endpoint}", hint=probe.hint, engine=config.name
+            )
+        same = [n for n, i in (await self._app.engine.identities()).items() if identity and i == identity]
+        if same:  # its containers would show twice, and its limits count twice
+            raise Conflict(
+                f"{probe.endpoint} is engine {same[0]!r} already, reached another way",
+                hint="add an engine on another machine, or use the one Berth has",
             )
         stored = await asyncio.to_thread(self._app.store.add_engine, config)
         await asyncio.to_thread(
@@ -313,6 +323,11 @@ class Owner:
         info = await self._app.add_engine(stored)
         copied = await self.copy_base_images(config.name)
         return info.to_json() | {"files": stored.files, "images_copied": copied}
+
+    async def test_engine(self, config: EngineConfig) -> EngineInfo:
+        """Whether an engine answers, without adding it (Settings' Test connection): its version, or a hint."""
+        info, _identity = await check_engine(self._app.instance, config)
+        return info
 
     async def copy_base_images(self, name: str) -> list[str]:
         """Copy Berth's base images (and the default image) from the local engine to `name` where missing."""

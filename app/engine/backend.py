@@ -254,6 +254,10 @@ class EngineSet(Backend, Protocol):
         """Every engine's `info()`."""
         ...
 
+    async def identities(self) -> dict[str, str]:
+        """The engine ID (`docker info`) of each engine that answers, by name."""
+        ...
+
     def add_engine(self, config: EngineConfig) -> Backend:
         """Start driving an engine (the caller checked it answers)."""
         ...

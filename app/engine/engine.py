@@ -97,6 +97,12 @@ class Engine:
             hint = engine_hint(self.endpoint, str(e), engine=self.name)
             return EngineInfo(False, None, self.endpoint, None, hint, name=self.name)
 
+    async def identity(self) -> str:
+        """Who the engine is (`docker info`): the same engine reached two ways gives the same. The ID alone is not
+        enough: Docker 20.10 derives it from /etc/docker/key.json, which two engines on one machine share."""
+        info = await self.conn.call(lambda: self.conn.api.info())
+        return "|".join(str(info.get(k) or "") for k in ("ID", "Name", "DockerRootDir"))
+
     # -- images ----------------------------------------------------------------------------------
 
     async def ensure_image(self, image: str, progress: ProgressCallback | None = None) -> None:

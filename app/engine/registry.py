@@ -206,6 +206,12 @@ class Engines:
         """The local engine's (the window's banner and start-up speak of it); `infos()` has them all."""
         return await self.local.info()
 
+    async def identities(self) -> dict[str, str]:
+        """The ID of each engine that answers, by name."""
+        names = [n for n, _e in self._up()]
+        ids = await asyncio.gather(*(self._engines[n].identity() for n in names), return_exceptions=True)
+        return {n: i for n, i in zip(names, ids, strict=True) if isinstance(i, str)}
+
     async def infos(self) -> list[EngineInfo]:
         return list(await asyncio.gather(*(e.info() for e in self._engines.values())))
 
@@ -418,12 +424,13 @@ class Engines:
         return self._where.get(cid, LOCAL_ENGINE)
 
 
-async def check_engine(instance: str, config: EngineConfig) -> EngineInfo:
-    """Whether an engine the person is adding answers (a connection of its own, closed again)."""
+async def check_engine(instance: str, config: EngineConfig) -> tuple[EngineInfo, str]:
+    """Whether an engine the person is adding answers, and its ID (a connection of its own, closed again)."""
     access = Access(config.tls_ca, config.tls_cert, config.tls_key, config.context)
     probe = Engine(instance, config.host, name=config.name, access=access)
     try:
-        return await probe.info()
+        info = await probe.info()
+        return info, (await probe.identity()) if info.available else ""
     finally:
         await probe.aclose()
 

@@ -25,8 +25,8 @@ from app.model import ContainerInfo, PortBinding, RunRecord, Stats
 from app.ui import format as fmt
 from app.ui.row_model import RowTableModel
 
-COL_NAME, COL_AGENT, COL_KIND, COL_STATUS, COL_CPU, COL_MEMORY, COL_PORTS, COL_IMAGE, COL_AGE = range(9)
-HEADERS = ("Name", "Agent", "Kind", "Status", "CPU", "Memory", "Ports", "Image", "Age")
+COL_NAME, COL_AGENT, COL_ENGINE, COL_KIND, COL_STATUS, COL_CPU, COL_MEMORY, COL_PORTS, COL_IMAGE, COL_AGE = range(10)
+HEADERS = ("Name", "Agent", "Engine", "Kind", "Status", "CPU", "Memory", "Ports", "Image", "Age")
 
 _USER = int(Qt.ItemDataRole.UserRole.value)
 ROW_ROLE = _USER + 1  # the PanelRow
@@ -77,6 +77,7 @@ class PanelRow:
     full_name: str = ""
     info: ContainerInfo | None = None
     run_id: int | None = None
+    engine: str = "local"  # the engine it runs on (the Engine column shows once there are several)
 
     @property
     def running(self) -> bool:
@@ -132,6 +133,7 @@ def row_from_info(info: ContainerInfo, previous: PanelRow | None = None) -> Pane
         memory_limit=(previous.memory_limit if keep and previous else None) or info.memory_limit,
         full_name=info.full_name,
         info=info,
+        engine=info.engine,
     )
 
 
@@ -253,6 +255,8 @@ class ContainerTableModel(RowTableModel):
             return row.name
         if col == COL_AGENT:
             return row.agent
+        if col == COL_ENGINE:
+            return row.engine if row.type == CONTAINER else ""
         if col == COL_KIND:
             return KIND_WORDS.get(row.kind, row.kind)
         if col == COL_STATUS:
@@ -456,13 +460,14 @@ class ContainerTableModel(RowTableModel):
 
 
 class ContainerFilter(QSortFilterProxyModel):
-    """Filter by agent, kind, status group and free text; sort by SORT_ROLE."""
+    """Filter by agent, engine, kind, status group and free text; sort by SORT_ROLE."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
         self.agent = ""
+        self.engine = ""
         self.kind = ""
         self.status = ""
         self.text = ""
@@ -478,7 +483,7 @@ class ContainerFilter(QSortFilterProxyModel):
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def active(self) -> bool:
-        return bool(self.agent or self.kind or self.status or self.text)
+        return bool(self.agent or self.engine or self.kind or self.status or self.text)
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
@@ -490,6 +495,8 @@ class ContainerFilter(QSortFilterProxyModel):
         if row.kind == "pool" and not self.show_pool:
             return False
         if self.agent and row.agent != self.agent:
+            return False
+        if self.engine and (row.type != CONTAINER or row.engine != self.engine):
             return False
         if self.kind and row.kind != self.kind:
             return False

@@ -47,6 +47,7 @@ from app.ui.container_model import (
     COL_AGE,
     COL_AGENT,
     COL_CPU,
+    COL_ENGINE,
     COL_IMAGE,
     COL_KIND,
     COL_MEMORY,
@@ -115,6 +116,11 @@ class ContainerPanel(QWidget):
         self.agent_box = QComboBox()
         self.agent_box.addItem("All agents", "")
         self.agent_box.setMinimumWidth(130)
+        self.engine_box = QComboBox()  # shown once the person added an engine (Settings > Engines)
+        self.engine_box.setToolTip("Show the containers of one engine")
+        self.engine_box.addItem("All engines", "")
+        self.engine_box.setVisible(False)
+        self._engines: list[str] = ["local"]
         self.kind_box = QComboBox()
         for text, value in (("All kinds", ""), ("Services", "service"), ("Temporary", "temporary")):
             self.kind_box.addItem(text, value)
@@ -160,6 +166,7 @@ class ContainerPanel(QWidget):
         bar.setSpacing(6)
         bar.addWidget(self.filter_text, 1)
         bar.addWidget(self.agent_box)
+        bar.addWidget(self.engine_box)
         bar.addWidget(self.kind_box)
         bar.addWidget(self.status_box)
         bar.addWidget(self.runs_box)
@@ -252,6 +259,9 @@ class ContainerPanel(QWidget):
         self.filter_text.textChanged.connect(lambda t: self.proxy.set_filter(text=t.strip()))
         self.agent_box.currentIndexChanged.connect(lambda _i: self.proxy.set_filter(agent=self.agent_box.currentData()))
         self.kind_box.currentIndexChanged.connect(lambda _i: self.proxy.set_filter(kind=self.kind_box.currentData()))
+        self.engine_box.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_filter(engine=self.engine_box.currentData() or "")
+        )
         self.status_box.currentIndexChanged.connect(
             lambda _i: self.proxy.set_filter(status=self.status_box.currentData())
         )
@@ -339,9 +349,18 @@ class ContainerPanel(QWidget):
             self.stack.setCurrentWidget(self.empty)
         # Filters over nothing are noise: off while the engine is away and nothing is listed.
         usable = self._engine_up or self.model.rowCount() > 0
-        for w in (self.filter_text, self.agent_box, self.kind_box, self.status_box, self.runs_box, self.pool_box):
+        for w in (
+            self.filter_text,
+            self.agent_box,
+            self.engine_box,
+            self.kind_box,
+            self.status_box,
+            self.runs_box,
+            self.pool_box,
+        ):
             w.setEnabled(usable)
         self._update_agents()
+        self.update_engines()
         self._update_actions()
         self._update_summary()
 
@@ -355,6 +374,27 @@ class ContainerPanel(QWidget):
         self.summary.setText(summary_text(rows, shown if shown != listed or self.proxy.active() else None))
         self.act_clear_runs.setEnabled(any(r.type == RUN for r in rows))
 
+    def update_engines(self) -> None:
+        """The Engine column and filter: there once Berth drives more than the local engine."""
+        names = self.app.owner.engine_names()
+        if names == self._engines and self.table.isColumnHidden(COL_ENGINE) == (len(names) < 2):
+            return
+        self._engines = names
+        several = len(names) > 1
+        self.table.setColumnHidden(COL_ENGINE, not several)
+        self.engine_box.setVisible(several)
+        current = self.engine_box.currentData()
+        self.engine_box.blockSignals(True)
+        self.engine_box.clear()
+        self.engine_box.addItem("All engines", "")
+        for name in names:
+            self.engine_box.addItem(name, name)
+        index = self.engine_box.findData(current) if current in names else 0
+        self.engine_box.setCurrentIndex(max(0, index))
+        self.engine_box.blockSignals(False)
+        if current and current not in names:
+            self.proxy.set_filter(engine="")  # the engine filtered on is gone
+
     def _update_agents(self) -> None:
         if not fill_agent_box(self.agent_box, sorted({r.agent for r in self.model.rows() if r.agent})):
             self.proxy.set_filter(agent="")  # the agent filtered on is gone
@@ -367,6 +407,7 @@ class ContainerPanel(QWidget):
         self.filter_text.clear()
         self.agent_box.setCurrentIndex(0)
         self.kind_box.setCurrentIndex(0)
+        self.engine_box.setCurrentIndex(0)
         self.status_box.setCurrentIndex(0)
 
     # -- selection ---------------------------------------------------------------------------------

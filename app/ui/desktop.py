@@ -78,6 +78,7 @@ class Desktop(QObject):
         self._started = False
 
         self.bridge.engineChanged.connect(self.window.set_engine)
+        self.bridge.otherEngineChanged.connect(self.window.set_other_engine)
         self.feed.runningCountChanged.connect(self.window.set_running)
         self.feed.error.connect(self.window.show_message)
         self.window.banner.retryRequested.connect(self.retry)

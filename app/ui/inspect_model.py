@@ -99,6 +99,7 @@ def items_of(d: ContainerDetail, *, agent_group: bool) -> list[InspectItem]:
     row("Image", info.image)
     row("Command", shlex.join(d.command) if d.command else "—")
     row("Agent", info.agent or "—")
+    row("Engine", info.engine)
     row("Kind", str(info.kind))
     status, bad = status_words(d)
     row("Status", status, warn=bad)

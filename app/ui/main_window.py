@@ -158,10 +158,14 @@ class MainWindow(QMainWindow):
 
         # Status bar: engine, RPC, running count (permanent), messages (transient)
         self.engine_label = QLabel("Engine: connecting…")
+        self.other_engines_label = QLabel("")  # engines the person added that do not answer (none: hidden)
+        self.other_engines_label.setStyleSheet("color: #b3261e;")
+        self.other_engines_label.setVisible(False)
+        self._other_engines_down: dict[str, EngineInfo] = {}
         self.rpc_label = QLabel("RPC: starting…")
         self.rpc_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.running_label = QLabel("0 running")
-        for w in (self.engine_label, self.rpc_label, self.running_label):
+        for w in (self.engine_label, self.other_engines_label, self.rpc_label, self.running_label):
             self.statusBar().addPermanentWidget(w)
         self.statusBar().setSizeGripEnabled(True)
 
@@ -230,6 +234,27 @@ class MainWindow(QMainWindow):
             self.engine_label.setText(f"● Docker at {info.endpoint} · disconnected")
             self.engine_label.setStyleSheet("color: #b3261e;")
             self.engine_label.setToolTip(f"No engine answers at {info.endpoint}\n{info.hint or ''}".strip())
+
+    def set_other_engine(self, info: EngineInfo) -> None:
+        """An engine the person added answers again, or does not: only its agents wait; the rest go on."""
+        if info.available:
+            self._other_engines_down.pop(info.name, None)
+        else:
+            self._other_engines_down[info.name] = info
+        down = sorted(self._other_engines_down)
+        self.other_engines_label.setVisible(bool(down))
+        if down:
+            names = ", ".join(down)
+            self.other_engines_label.setText(
+                f"● engine {names} not answering" if len(down) == 1 else f"● engines {names} not answering"
+            )
+            self.other_engines_label.setToolTip(
+                "\n".join(
+                    f"{n} ({i.endpoint}): {i.hint or 'no answer'}" for n, i in sorted(self._other_engines_down.items())
+                )
+                + "\nOnly the agents placed there wait; Berth tries again by itself."
+            )
+        self.panel.update_engines()
 
     def set_rpc(self, url: str | None, error: str | None = None) -> None:
         if url:

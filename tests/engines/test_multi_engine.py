@@ -199,6 +199,9 @@ def test_engines_the_command_line_refuses(two_engines: tuple[Server, SecondEngin
         check=False,
     )  # fmt: skip
     assert out.returncode == 1 and "does not answer" in out.stderr, out.stderr
+    # The local engine reached another way is refused: its containers would show twice.
+    out = berth(s.data_dir, "engines", "add", "again", "--host", "unix:///var/run/docker.sock", check=False)
+    assert out.returncode == 1 and "is engine 'local' already" in out.stderr, out.stderr
     # An agent cannot be placed on an engine that does not exist.
     out = berth(s.data_dir, "agents", "set", "alice", "--engine", "nope", check=False)
     assert out.returncode == 1 and "no engine named 'nope'" in out.stderr, out.stderr
