@@ -442,6 +442,7 @@ async def agents_list(app: Application, p: Principal, a: dict[str, Any]) -> Any:
                 "enabled": agent.enabled,
                 "host_folders": list(agent.host_folders),
                 "images": list(agent.images),
+                "engine": agent.engine,
             }
         )
     return out
