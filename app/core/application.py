@@ -57,6 +57,7 @@ class Application:
             engine_endpoint or self.settings.engine_endpoint,
             pool=pool_config(self.settings),
             placement=lambda agent: self._placement.get(agent, LOCAL_ENGINE),
+            on_unreachable=self._engine_unreachable,
         )
         for config in self.store.list_engines():
             self.engine.add_engine(config)
@@ -124,6 +125,27 @@ class Application:
         if name == LOCAL_ENGINE:
             self.engine_available = info.available
         self.events.emit("engine.changed", info)
+
+    def _engine_unreachable(self, name: str) -> None:
+        """A call found an added engine gone before its watch did: say so now, and watch it come back."""
+        if not self.engine_states.get(name, False):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._spawn(self._engine_lost(name))
+
+    async def _engine_lost(self, name: str) -> None:
+        task = self._watchers.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            self._set_state(name, await self.engine.get(name).info())
+        except BerthError:
+            return  # removed meanwhile
+        self._watch(name)
 
     async def _engine_up(self, name: str = LOCAL_ENGINE) -> bool:
         """On start and on reconnect: reconcile leftovers, pick the default image, recount services."""

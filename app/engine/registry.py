@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -88,8 +88,12 @@ class Engines:
         *,
         pool: PoolConfig | None = None,
         placement: Callable[[str], str] | None = None,
+        on_unreachable: Callable[[str], None] | None = None,
     ) -> None:
         self.instance = instance
+        # Told when a call to an added engine finds it gone before the core's watch did (its event stream may
+        # sit idle on a connection that no longer leads anywhere): the core then checks it and watches it again.
+        self._on_unreachable = on_unreachable or (lambda name: None)
         self._pool_config = pool or PoolConfig(enabled=False)
         self._placement = placement or (lambda agent: LOCAL_ENGINE)
         self.local = Engine(instance, local_endpoint, pool=self._pool_config)
@@ -148,6 +152,17 @@ class Engines:
 
     def engine_name(self, agent: str) -> str:
         return self._placement(agent)
+
+    @contextlib.contextmanager
+    def _noticing(self, name: str) -> Iterator[None]:
+        """An added engine that turns out not to answer is marked down at once, and the core told."""
+        try:
+            yield
+        except EngineUnavailable:
+            if name != LOCAL_ENGINE and name not in self._down and name in self._engines:
+                self._down.add(name)
+                self._on_unreachable(name)
+            raise
 
     def for_agent(self, agent: str) -> Engine:
         """The engine an agent's new containers go to; EngineUnavailable at once when it is known to be down."""
@@ -251,19 +266,22 @@ class Engines:
                 on_created(cid)
 
         sync = self._sync.get(name)
-        if sync is None or spec.workspace is None:
-            return await engine.run_temporary(spec, progress=progress, on_created=created)
-        async with sync.around(spec.agent, spec.workspace) as volume:
-            return await engine.run_temporary(replace(spec, workspace=volume), progress=progress, on_created=created)
+        with self._noticing(name):
+            if sync is None or spec.workspace is None:
+                return await engine.run_temporary(spec, progress=progress, on_created=created)
+            async with sync.around(spec.agent, spec.workspace) as volume:
+                run = replace(spec, workspace=volume)
+                return await engine.run_temporary(run, progress=progress, on_created=created)
 
     async def start_service(self, spec: ServiceSpec, *, progress: ProgressCallback | None = None) -> ContainerInfo:
         name = self._placement(spec.agent)
         engine = self.for_agent(spec.agent)
         sync = self._sync.get(name)
-        if sync is not None and spec.workspace is not None:
-            volume = await sync.push(spec.agent, spec.workspace)
-            spec = replace(spec, workspace=volume)
-        return self._learn(await engine.start_service(spec, progress=progress), name)
+        with self._noticing(name):
+            if sync is not None and spec.workspace is not None:
+                volume = await sync.push(spec.agent, spec.workspace)
+                spec = replace(spec, workspace=volume)
+            return self._learn(await engine.start_service(spec, progress=progress), name)
 
     async def exec(self, container: str, command: str | list[str], **kw: Any) -> RunResult:
         _name, engine = await self._which(container)
