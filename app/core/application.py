@@ -269,7 +269,9 @@ class Application:
     def _on_agents_changed(self, event: Event) -> None:
         """An agent's limits changed, it was disabled or removed: its warm containers no longer fit."""
         agent = event.data
+        moved = False
         if isinstance(agent, Agent):
+            moved = self._placement.get(agent.name, LOCAL_ENGINE) != agent.engine
             self._placement[agent.name] = agent.engine
         else:
             self._placement = {a.name: a.engine for a in self.store.list_agents()}
@@ -279,7 +281,7 @@ class Application:
             return  # a change made outside the loop (e.g. the CLI): the pool sees new limits at the next run
         if not isinstance(agent, Agent):
             self._spawn(self._drain_removed_agents())
-        elif not agent.enabled:
+        elif not agent.enabled or moved:  # moved to another engine: its warm containers here are of no use
             self.engine.pool.drain(agent.name)
         else:
             limits = agent.limits
