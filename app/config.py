@@ -86,6 +86,9 @@ class Paths:
         return value
 
 
+OLD_POOL_MAX_IDLE = 8  # pool_max_idle's default until 2026-12 (no window sets it)
+
+
 @dataclass
 class Settings:
     """Global settings, kept as JSON in the data dir. Unknown keys are ignored, missing ones defaulted."""
@@ -115,16 +118,19 @@ class Settings:
             logger.warning("settings file %s is unreadable (%s); using defaults", path, e)
             return cls()
         known = {f.name for f in fields(cls)}
+        if raw.get("pool_max_idle") == OLD_POOL_MAX_IDLE:
+            del raw["pool_max_idle"]  # the old default, written by every save before saves kept only changes
         return cls(**{k: v for k, v in raw.items() if k in known})
 
     def save(self, path: Path) -> None:
         """Write the file whole or not at all: a temporary file of this save's own (two saves at once never
-        share one), then renamed over the old."""
+        share one), then renamed over the old. Only what differs from the defaults is written, so a better
+        default reaches everyone who never changed that setting."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(asdict(self), indent=2) + "\n")
+                f.write(json.dumps(self.changes(), indent=2) + "\n")
             os.replace(name, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -133,6 +139,11 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def changes(self) -> dict[str, Any]:
+        """The settings that differ from the defaults."""
+        defaults = asdict(type(self)())
+        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
 
 
 def pool_config(settings: Settings) -> PoolConfig:

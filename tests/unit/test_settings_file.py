@@ -34,6 +34,16 @@ def test_overlapping_saves_all_succeed_and_the_file_is_one_of_them(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temporary file left
 
 
+def test_only_changes_are_saved_so_a_new_default_reaches_everyone(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    Settings(rpc_port=7451).save(path)
+    assert json.loads(path.read_text()) == {"rpc_port": 7451}
+    # A file written before (every field, with the pool's old default) gets today's default.
+    path.write_text(json.dumps({"rpc_port": 7451, "pool_max_idle": 8, "pool_per_key": 2}))
+    loaded = Settings.load(path)
+    assert loaded.pool_max_idle == Settings().pool_max_idle != 8 and loaded.rpc_port == 7451
+
+
 def test_a_failed_save_keeps_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     Settings(rpc_port=7451).save(path)
