@@ -33,10 +33,11 @@ serve: setup
 
 # What the tests use from the system: a real X server and a tray host (the tray test), a D-Bus
 # session with gnome-keyring (tokens in a real Secret Service), and openssl and iproute2 for the second
-# engine of tests/engines (certificates, its bridge). Installed on Debian when missing (as root).
+# engine of tests/engines (certificates, its bridge), openssh for its ssh:// engine test (a private sshd on
+# 127.0.0.1). Installed on Debian when missing (as root).
 TEST_DEPS := xvfb xauth x11-utils imagemagick libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-cursor0 trayer \
-	dbus gnome-keyring openssl iproute2
-TEST_TOOLS := Xvfb trayer xdpyinfo dbus-run-session gnome-keyring-daemon openssl ip
+	dbus gnome-keyring openssl iproute2 openssh-server openssh-client
+TEST_TOOLS := Xvfb trayer xdpyinfo dbus-run-session gnome-keyring-daemon openssl ip sshd ssh ssh-keygen
 test-deps:
 	@missing=; for t in $(TEST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \

@@ -8,12 +8,18 @@ errors, so a dead engine is `EngineUnavailable` with a hint, never a hang or a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
+import importlib
 import logging
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,6 +71,91 @@ def _is_connection_problem(e: BaseException) -> bool:
         text = str(e)
         return any(s in text for s in ("Connection", "connect", "FileNotFoundError", "No such file", "refused"))
     return False
+
+
+_ssh_lock = threading.Lock()
+_ssh_ready = False
+
+
+def _shell_out_ssh_ready() -> None:
+    """Make the docker SDK's ssh:// transport work through the system `ssh` client (`use_ssh_client=True`).
+
+    Faults of the SDK (7.x) worked around here, once per process:
+    - its ssh transport imports paramiko at its top although the shell-out path never uses it, so without
+      paramiko every ssh:// client failed "Install paramiko package to enable ssh:// support": the module is
+      loaded with an empty stand-in for paramiko (only while importing it, only when the real one is missing);
+    - it turns ssh://HOST into ssh://HOST:22 and runs `ssh -p 22`, which overrides the Port of ~/.ssh/config: the
+      port goes to ssh only when it is not 22, so ssh's own configuration decides (then 22, ssh's default);
+    - its socket over ssh's pipes raised BrokenPipeError on close once ssh had ended (Berth took that for an
+      unreachable engine), ignored `shutdown` (a run's stdin never ended; a reader could not be woken), could not
+      close a stream (events, log follows: their threads and ssh processes stayed), and its `recv(n)` waited for
+      all n bytes."""
+    global _ssh_ready
+    with _ssh_lock:
+        if _ssh_ready:
+            return
+        try:
+            sshconn = importlib.import_module("docker.transport.sshconn")
+        except ImportError:  # paramiko is missing
+            stand_in = sys.modules.setdefault("paramiko", types.ModuleType("paramiko"))
+            try:
+                sshconn = importlib.import_module("docker.transport.sshconn")
+            finally:
+                if sys.modules.get("paramiko") is stand_in:
+                    del sys.modules["paramiko"]
+
+        socket_base: Any = sshconn.SSHSocket
+        adapter_base: Any = sshconn.SSHHTTPAdapter
+
+        class SystemSSHSocket(socket_base):  # type: ignore[misc]
+            """The pipes of one `ssh ... docker system dial-stdio`, behaving as a socket where Berth needs it."""
+
+            def connect(self, **kwargs: Any) -> None:
+                super().connect(**kwargs)
+                # The SDK closes a stream (events, a log follow) through the `_sock` of the response's file: here
+                # that is ssh's output pipe, and without this the close failed and the reading thread never woke.
+                self.proc.stdout.raw._sock = self
+
+            def recv(self, n: int) -> bytes:  # what has come, as a socket gives it (read() waits for all n bytes)
+                return self.proc.stdout.read1(n) if self.proc else b""
+
+            def shutdown(self, how: int) -> None:
+                """SHUT_WR: end of file to the far side (a run's stdin ends); SHUT_RD(WR): wake a reader."""
+                if self.proc is None:
+                    return
+                if how in (socket.SHUT_WR, socket.SHUT_RDWR):
+                    with contextlib.suppress(OSError):
+                        self.proc.stdin.close()
+                if how in (socket.SHUT_RD, socket.SHUT_RDWR) and self.proc.poll() is None:
+                    self.proc.terminate()
+
+            def close(self) -> None:
+                """The SDK's close writes to ssh first and raised BrokenPipeError (taken for an unreachable engine)
+                when ssh had ended already; and it left the process unreaped."""
+                if self.proc is None:
+                    return
+                with contextlib.suppress(OSError):
+                    self.proc.stdin.close()
+                if self.proc.poll() is None:
+                    self.proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(5)
+                with contextlib.suppress(OSError):
+                    self.proc.stdout.close()
+
+        setattr(sshconn, "SSHSocket", SystemSSHSocket)  # noqa: B010 (what its connections are made of)
+
+        class SystemSSHAdapter(adapter_base):  # type: ignore[misc]
+            ssh_host: str
+
+            def __init__(self, base_url: str, *args: Any, **kwargs: Any) -> None:
+                super().__init__(base_url, *args, **kwargs)
+                if self.ssh_host.endswith(":22"):
+                    self.ssh_host = self.ssh_host[: -len(":22")]
+
+        api_client = importlib.import_module("docker.api.client")
+        setattr(api_client, "SSHHTTPAdapter", SystemSSHAdapter)  # noqa: B010 (absent from the SDK's stubs)
+        _ssh_ready = True
 
 
 def _on_loop_thread() -> bool:
@@ -145,6 +236,8 @@ class Connection:
         """A client of its own, for long-lived streams (events, log follows) that would hold a pooled connection."""
         url, tls = resolve(self._base_url, self._access)
         if tls is None:
+            if url.startswith("ssh://"):
+                _shell_out_ssh_ready()
             return docker.DockerClient(
                 base_url=url,
                 timeout=timeout,  # type: ignore[arg-type]
