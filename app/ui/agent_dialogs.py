@@ -1,4 +1,4 @@
-"""Agent Settings dialogs: add an agent, edit one (limits, trusted patterns, folders), remove one.
+"""Agent Settings dialogs: add an agent, edit one (engine, limits, trusted patterns, folders), remove one.
 
 Dialogs are opened with `open()` and awaited as futures (never `exec()` inside an asyncio task).
 Limits are saved with `Agents.set_limits` in a thread; admission control reads an agent's limits at
@@ -107,6 +107,15 @@ class LimitsForm(QWidget):
         row.addStretch(1)
         return box
 
+    def add_top_row(self, label: str, field: QWidget, hint: str) -> None:
+        """A row above the limits, aligned with them, with its hint under the field (Agent Settings' Engine)."""
+        note = QLabel(hint)
+        note.setObjectName("hint")
+        layout = self.layout()
+        assert isinstance(layout, QFormLayout)
+        layout.insertRow(0, label, field)
+        layout.insertRow(1, "", note)
+
     def set_limits(self, limits: Limits) -> None:
         self.cpus.setValue(limits.cpus)
         self.memory.setValue(max(8, limits.memory // MiB))
@@ -195,6 +204,7 @@ class AgentSettingsDialog(QDialog):
         limits_page = QWidget()
         lp = QVBoxLayout(limits_page)
         lp.setContentsMargins(16, 14, 16, 14)
+        self._add_engine_row(app, agent)
         lp.addWidget(self.form)
         self.images = QLineEdit(", ".join(agent.images))
         self.images.setObjectName("agentImages")
@@ -290,6 +300,47 @@ class AgentSettingsDialog(QDialog):
         form.network.toggled.connect(self._schedule)
         self.images.editingFinished.connect(self._schedule_if_changed)
         self.resize(700, 520)
+
+    def _add_engine_row(self, app: Application, agent: Agent) -> None:
+        """The Docker engine its containers run on (Settings -> Engines adds more); saved when chosen."""
+        self.engine = QComboBox()
+        self.engine.setObjectName("agentEngine")
+        names = app.owner.engine_names()
+        if agent.engine not in names:  # an engine Berth no longer drives: shown as it is, until changed
+            names = [*names, agent.engine]
+        for name in names:
+            self.engine.addItem(name, name)
+        self.engine.setCurrentIndex(self.engine.findData(agent.engine))
+        self.engine.setMinimumWidth(160)
+        hint = "Its next containers run there; running ones stay where they are."
+        self.form.add_top_row("Engine:", self.engine, hint)
+        self.engine.currentIndexChanged.connect(lambda _i: self.save_engine())
+
+    @async_slot()
+    async def save_engine(self) -> Agent | None:
+        """Place the agent on the chosen engine at once (the core refuses an engine it does not drive)."""
+        engine = self.engine.currentData()
+        if engine == self.agent.engine:
+            return self.agent
+        self.engine.setEnabled(False)
+        try:
+            agent = await self.app.owner.set_engine(self.agent.name, engine)
+        except BerthError as e:
+            if shiboken6.isValid(self.error):
+                self.error.setText(f"Not saved: {display_text(e.message)}")
+                self.error.show()
+                self.status.setText("")
+                self.engine.setCurrentIndex(self.engine.findData(self.agent.engine))  # back to where it runs
+            return None
+        finally:
+            if shiboken6.isValid(self.engine):
+                self.engine.setEnabled(True)
+        self.agent = agent
+        if shiboken6.isValid(self.status):
+            self.error.hide()
+            self.status.setText(f"Saved ✓ — its next containers run on {display_text(agent.engine)}.")
+            self.status.setStyleSheet("color: #2e7d4f;")
+        return agent
 
     def done(self, result: int) -> None:
         """Closing saves a change still waiting for its moment (nothing typed is lost)."""

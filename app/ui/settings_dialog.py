@@ -1,6 +1,6 @@
 """Settings (global): default image, RPC port, engine endpoint, approval expiry, notifications,
-start at login, host commands (whether a sandbox works, the folders hidden from them) and the global
-trusted patterns.
+start at login, host commands (whether a sandbox works, the folders hidden from them), the global
+trusted patterns and the Docker engines (app/ui/engines_page.py).
 
 Every change is saved as it is made (one save model with Agent Settings and the pattern lists: no Save
 button, only Close), a moment after the last keystroke, through the core (`Owner.apply_settings`): what
@@ -45,6 +45,7 @@ from app.core.application import Application
 from app.core.host_access import SECRET_PATHS
 from app.host import SandboxStatus
 from app.ui.agent_dialogs import split_patterns
+from app.ui.engines_page import EnginesPage
 from app.ui.folder_list import FolderList
 from app.ui.patterns_editor import PatternsEditor
 from app.ui.tasks import WINDOW_TASKS
@@ -205,6 +206,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(general_page, "General")
         self.tabs.addTab(host, "Host commands")
         self.tabs.addTab(self.patterns, "Trusted commands (all agents)")
+        self.engines = EnginesPage(app)
+        self.tabs.addTab(self.engines, "Engines")
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
@@ -229,8 +232,9 @@ class SettingsDialog(QDialog):
         image_line = self.image.lineEdit()
         if image_line is not None:
             image_line.editingFinished.connect(self._schedule_now)
-        # Wide enough for the General page's longest row without a sideways scroll bar; tall enough for most.
-        self.resize(max(820, general.sizeHint().width() + 60), 600)
+        # Wide enough for the General page's longest row without a sideways scroll bar, and for the Engines
+        # list's addresses; tall enough for most.
+        self.resize(max(900, general.sizeHint().width() + 60), 600)
 
     def _history_row(self, s: Settings) -> QWidget:
         """How long finished runs are kept: days and a count, whichever comes first (the core prunes them)."""
@@ -314,7 +318,8 @@ class SettingsDialog(QDialog):
             self.sandbox_status.setStyleSheet("color: #b3261e;")
 
     async def load(self) -> None:
-        """Fill in the sandbox status, the global patterns, the engine in use and the local images."""
+        """Fill in the sandbox status, the global patterns, the engine in use and the local images (the Engines
+        page asks the engines when it is first shown)."""
         self.show_sandbox(await asyncio.to_thread(lambda: self.app.approvals.sandbox))
         await self.patterns.reload()
         try:
