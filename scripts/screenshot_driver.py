@@ -174,12 +174,28 @@ async def part_two(out: Path, desktop: Desktop, data_dir: Path) -> None:
     dialog.tabs.setCurrentIndex(2)
     dialog.patterns.pattern.setText("pytest *")
     await shot(out, "11b-settings-patterns", window)
+    engines = dialog.engines
+    dialog.tabs.setCurrentWidget(engines)
+    # gpu-box (demo_data.GPU_BOX) never answers: its check takes the connection's timeout.
+    await until(lambda: engines.model.rowCount() == 2 and engines.refresh_button.isEnabled(), limit_s=30)
+    await shot(out, "11c-settings-engines", window)
+    adding = engines.add_engine()
+    await until(lambda: engines.dialog is not None and engines.dialog.isVisible())
+    add = engines.dialog
+    add.name.setText("build-box")
+    add.address.setText("ssh://ci@build-box.invalid")
+    await add.test_connection()
+    await shot(out, "11d-settings-add-engine", window)
+    add.reject()
+    await adding
     dialog.reject()
     await asyncio.sleep(0.2)
 
 
 async def main(out: Path, data_dir: Path, keep: bool) -> None:
     paths = Paths(data_dir, data_dir / "state", data_dir / "logs")
+    paths.ensure()
+    demo_data.store_engines(paths)
     app = Application(paths, rpc_port=0)
     desktop = Desktop(app, Runtime(app))
     window = desktop.window
