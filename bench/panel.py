@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import resource
@@ -71,6 +72,18 @@ async def probe_stalls(desktop: Desktop, seconds: float) -> dict[str, float]:
         stalls.append(max(0.0, (now - last[0]) * 1000 - PROBE_MS))
         last[0] = now
 
+    # The garbage collector's pauses on this thread meanwhile: a full collection over many objects is a stall
+    # that no repaint explains.
+    gc_pauses: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif info.get("generation") == 2:
+            gc_pauses.append((time.perf_counter() - gc_started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     timer = QTimer()
     timer.timeout.connect(probe)
     ticks0 = desktop.feed.stats_ticks
@@ -78,9 +91,12 @@ async def probe_stalls(desktop: Desktop, seconds: float) -> dict[str, float]:
     timer.start(PROBE_MS)
     await asyncio.sleep(seconds)
     timer.stop()
+    gc.callbacks.remove(on_gc)
     cpu = (cpu_seconds() - cpu0) / (time.monotonic() - wall0) * 100
     stalls.sort()
     return {
+        "gc_full": float(len(gc_pauses)),
+        "gc_max_ms": max(gc_pauses, default=0.0),
         "max_stall": stalls[-1],
         "p99_stall": stalls[int(len(stalls) * 0.99)],
         "cpu": cpu,
@@ -196,6 +212,7 @@ def main() -> int:
         print(line)
     for r in results:
         n = f"{r['containers']:.0f}"
+        print(f"full garbage collections at {n}: {r['gc_full']:.0f}, the longest {r['gc_max_ms']:.1f} ms")
         print(f"panel_max_stall_ms_{n}: {r['max_stall']:.1f}")
         print(f"panel_p99_stall_ms_{n}: {r['p99_stall']:.1f}")
         print(f"app_cpu_percent_{n}: {r['cpu']:.1f}")

@@ -303,26 +303,26 @@ class AgentSettingsDialog(QDialog):
 
     def _add_engine_row(self, app: Application, agent: Agent) -> None:
         """The Docker engine its containers run on (Settings -> Engines adds more); saved when chosen."""
-        self.engine = QComboBox()
-        self.engine.setObjectName("agentEngine")
+        self.engine_box = QComboBox()
+        self.engine_box.setObjectName("agentEngine")
         names = app.owner.engine_names()
         if agent.engine not in names:  # an engine Berth no longer drives: shown as it is, until changed
             names = [*names, agent.engine]
         for name in names:
-            self.engine.addItem(name, name)
-        self.engine.setCurrentIndex(self.engine.findData(agent.engine))
-        self.engine.setMinimumWidth(160)
+            self.engine_box.addItem(name, name)
+        self.engine_box.setCurrentIndex(self.engine_box.findData(agent.engine))
+        self.engine_box.setMinimumWidth(160)
         hint = "Its next containers run there; running ones stay where they are."
-        self.form.add_top_row("Engine:", self.engine, hint)
-        self.engine.currentIndexChanged.connect(lambda _i: self.save_engine())
+        self.form.add_top_row("Engine:", self.engine_box, hint)
+        self.engine_box.currentIndexChanged.connect(lambda _i: self.save_engine())
 
     @async_slot()
     async def save_engine(self) -> Agent | None:
         """Place the agent on the chosen engine at once (the core refuses an engine it does not drive)."""
-        engine = self.engine.currentData()
+        engine = self.engine_box.currentData()
         if engine == self.agent.engine:
             return self.agent
-        self.engine.setEnabled(False)
+        self.engine_box.setEnabled(False)
         try:
             agent = await self.app.owner.set_engine(self.agent.name, engine)
         except BerthError as e:
@@ -330,11 +330,11 @@ class AgentSettingsDialog(QDialog):
                 self.error.setText(f"Not saved: {display_text(e.message)}")
                 self.error.show()
                 self.status.setText("")
-                self.engine.setCurrentIndex(self.engine.findData(self.agent.engine))  # back to where it runs
+                self.engine_box.setCurrentIndex(self.engine_box.findData(self.agent.engine))  # back to where it runs
             return None
         finally:
-            if shiboken6.isValid(self.engine):
-                self.engine.setEnabled(True)
+            if shiboken6.isValid(self.engine_box):
+                self.engine_box.setEnabled(True)
         self.agent = agent
         if shiboken6.isValid(self.status):
             self.error.hide()

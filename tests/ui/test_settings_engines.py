@@ -125,7 +125,7 @@ async def test_agent_settings_choose_the_engine_and_save_it_at_once(two_engines:
     agent, _token = await asyncio.to_thread(two_engines.agents.add, "demo")
     dialog = AgentSettingsDialog(two_engines, agent)
     dialog.show()
-    combo = dialog.engine
+    combo = dialog.engine_box
     assert [combo.itemText(i) for i in range(combo.count())] == ["local", "gpu-box"]
     assert combo.currentData() == "local"
     combo.setCurrentIndex(combo.findData("gpu-box"))  # saved as chosen, like every setting there
