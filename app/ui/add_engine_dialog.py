@@ -146,7 +146,9 @@ class AddEngineDialog(QDialog):
         test_row.addStretch(1)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.add_button = self.buttons.addButton("Add engine", QDialogButtonBox.ButtonRole.ActionRole)
+        self.add_button = self.buttons.addButton(
+            "Add engine", QDialogButtonBox.ButtonRole.AcceptRole
+        )  # the platform puts it last (Linux: right of Cancel)
         self.add_button.setObjectName("primary")
         self.add_button.setDefault(True)
         self.buttons.rejected.connect(self.reject)
