@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import errno
 import functools
+import hashlib
 import importlib
+import json
 import logging
 import os
 import socket
@@ -23,6 +25,7 @@ import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -179,21 +182,45 @@ class Access:
     context: str | None = None
 
 
+def docker_config_dir() -> Path:
+    """Where the docker CLI keeps its configuration and contexts: $DOCKER_CONFIG, else ~/.docker."""
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def read_context(name: str) -> tuple[str, docker.tls.TLSConfig | None]:
+    """A Docker context's engine address and TLS files, read as the docker CLI stores them
+    (`contexts/meta/<sha256 of the name>/meta.json`, `contexts/tls/<same>/docker/{ca,cert,key}.pem`). Not through
+    the SDK's ContextAPI: it finds the contexts folder only where a config.json exists beside it, and a person
+    who made contexts but never logged in to a registry has none."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    contexts = docker_config_dir() / "contexts"
+    try:
+        meta = json.loads((contexts / "meta" / digest / "meta.json").read_text())
+    except FileNotFoundError:
+        raise EngineUnavailable(
+            f"there is no Docker context named {name!r} (looked in {contexts})",
+            hint="`docker context ls` lists them",
+        ) from None
+    except (OSError, ValueError) as e:
+        raise EngineUnavailable(f"Docker context {name!r} cannot be read: {e}") from e
+    endpoint = (meta.get("Endpoints") or {}).get("docker") or {}
+    host = str(endpoint.get("Host") or "")
+    if not host:
+        raise EngineUnavailable(f"Docker context {name!r} names no Docker engine", hint="`docker context inspect`")
+    tls_dir = contexts / "tls" / digest / "docker"
+    ca, cert, key = (tls_dir / f for f in ("ca.pem", "cert.pem", "key.pem"))
+    if not (ca.is_file() or cert.is_file()):
+        return host, None
+    verify: bool | str = False if endpoint.get("SkipTLSVerify") else (str(ca) if ca.is_file() else True)
+    client_cert = (str(cert), str(key)) if cert.is_file() and key.is_file() else None
+    return host, docker.tls.TLSConfig(client_cert=client_cert, ca_cert=str(ca) if ca.is_file() else None, verify=verify)
+
+
 def resolve(endpoint: str | None, access: Access | None) -> tuple[str, docker.tls.TLSConfig | None]:
     """The base URL and TLS settings a client needs. A context is read now (it may have changed since it was
     added); a missing context or certificate file is an EngineUnavailable that says which."""
     if access is not None and access.context:
-        from docker.context import ContextAPI
-
-        try:
-            ctx = ContextAPI.get_context(access.context)
-        except Exception as e:
-            raise EngineUnavailable(f"Docker context {access.context!r} cannot be read: {e}") from e
-        if ctx is None:
-            raise EngineUnavailable(
-                f"there is no Docker context named {access.context!r}", hint="`docker context ls` lists them"
-            )
-        return str(ctx.Host or endpoint_from_env()), ctx.TLSConfig
+        return read_context(access.context)
     url = endpoint_from_env(endpoint)
     if access is None or not (access.tls_ca or access.tls_cert or access.tls_key):
         return url, None
