@@ -378,6 +378,7 @@ class AgentsView(QWidget):
         self._usage_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._reloads = 0  # reloads started: only the latest one shows (see reload)
 
     def _button(self, icon_name: str, text: str, tip: str, *, primary: bool = False) -> QPushButton:
         b = QPushButton(icon(icon_name), text) if icon_name else QPushButton(text)
@@ -409,6 +410,10 @@ class AgentsView(QWidget):
         self._reload_task = self.tasks.spawn(self.reload())
 
     async def reload(self) -> None:
+        # Reloads overlap (an agents.changed signal, the view opening): their lists come back in any order, and
+        # only the one started last may show, or an older list (old limits) would stay on screen.
+        self._reloads += 1
+        mine = self._reloads
         try:
             agents = await asyncio.to_thread(self.app.agents.list)
             workspaces = {a.name: str(self.app.workspaces.path(a.name)) for a in agents}
@@ -416,7 +421,7 @@ class AgentsView(QWidget):
             logger.exception("could not list agents")
             self.message.emit(f"Could not list the agents: {e}")
             return
-        if self._stopped:
+        if self._stopped or mine != self._reloads:
             return
         selected = self.selected()
         self.model.set_agents(agents, workspaces)
