@@ -450,3 +450,44 @@ def second_engine() -> Iterator[SecondEngine]:
     sweep_leftovers()
     with start_second_engine() as engine:
         yield engine
+
+
+# -- what Berth's multi-engine tests share ---------------------------------------------------------------
+
+
+def containers_on(engine: SecondEngine, instance: str) -> list[str]:
+    """The names of a Berth instance's containers on the second engine."""
+    client = engine.client()
+    try:
+        return [c.name for c in client.containers.list(all=True, filters={"label": f"berth.instance={instance}"})]
+    finally:
+        client.close()
+
+
+def local_containers(instance: str) -> list[str]:
+    """The names of a Berth instance's containers on the first (local) engine."""
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=berth.instance={instance}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+def remove_instance(engine: SecondEngine, instance: str) -> None:
+    """Everything a Berth instance made on the second engine (containers, workspace volumes, networks) and on
+    the local one: what a test's Berth leaves when it stops."""
+    from tests.conftest import remove_instance_containers
+
+    client = engine.client()
+    try:
+        for c in client.containers.list(all=True, filters={"label": f"berth.instance={instance}"}):
+            c.remove(force=True)
+        for v in client.volumes.list(filters={"label": f"berth.sync={instance}"}):
+            v.remove(force=True)
+        for n in client.networks.list(filters={"label": f"berth.instance={instance}"}):
+            n.remove()
+    finally:
+        client.close()
+    remove_instance_containers(instance)

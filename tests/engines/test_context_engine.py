@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import remove_instance_containers
 from tests.e2e.conftest import Server, berth
-from tests.engines.conftest import SecondEngine
+from tests.engines.conftest import SecondEngine, remove_instance
 
 pytestmark = pytest.mark.engine
 
@@ -41,15 +40,7 @@ def context_server(tmp_path: Path, second_engine: SecondEngine) -> Iterator[tupl
         yield s, env
     finally:
         s.stop()
-        client = e.client()
-        try:
-            for c in client.containers.list(all=True, filters={"label": f"berth.instance={s.instance}"}):
-                c.remove(force=True)
-            for v in client.volumes.list(filters={"label": f"berth.sync={s.instance}"}):
-                v.remove(force=True)
-        finally:
-            client.close()
-        remove_instance_containers(s.instance)
+        remove_instance(e, s.instance)
 
 
 def test_an_engine_named_by_a_docker_context(context_server: tuple[Server, dict[str, str]]) -> None:

@@ -18,27 +18,9 @@ import pytest
 
 from app.errors import BerthError
 from tests.e2e.conftest import Server, berth
-from tests.engines.conftest import SecondEngine
+from tests.engines.conftest import SecondEngine, containers_on, local_containers, remove_instance
 
 pytestmark = pytest.mark.engine
-
-
-def _containers_on(engine: SecondEngine, instance: str) -> list[str]:
-    client = engine.client()
-    try:
-        return [c.name for c in client.containers.list(all=True, filters={"label": f"berth.instance={instance}"})]
-    finally:
-        client.close()
-
-
-def _local_containers(instance: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"label=berth.instance={instance}", "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()
 
 
 @pytest.fixture
@@ -61,17 +43,7 @@ def two_engines(tmp_path: Path, second_engine: SecondEngine) -> Iterator[tuple[S
         yield s, second_engine
     finally:
         s.stop()
-        client = second_engine.client()
-        try:
-            for c in client.containers.list(all=True, filters={"label": f"berth.instance={s.instance}"}):
-                c.remove(force=True)
-            for v in client.volumes.list(filters={"label": f"berth.sync={s.instance}"}):
-                v.remove(force=True)
-        finally:
-            client.close()
-        from tests.conftest import remove_instance_containers
-
-        remove_instance_containers(s.instance)
+        remove_instance(second_engine, s.instance)
 
 
 def test_an_agent_on_the_second_engine_runs_there_with_its_workspace(two_engines: tuple[Server, SecondEngine]) -> None:
@@ -90,7 +62,7 @@ def test_an_agent_on_the_second_engine_runs_there_with_its_workspace(two_engines
 
     # A service of bob's runs on b, not here; the owner sees it with its engine, and engines.list counts it.
     bob.call("services.start", name="web", image="berth/busybox:latest", command=["sleep", "300"])
-    on_b, here = _containers_on(b, s.instance), _local_containers(s.instance)
+    on_b, here = containers_on(b, s.instance), local_containers(s.instance)
     assert any(n.endswith(".bob.web") for n in on_b), on_b
     assert not any(".bob." in n for n in here), here
     owner = s.owner()
@@ -112,7 +84,7 @@ def test_an_agent_on_the_second_engine_runs_there_with_its_workspace(two_engines
     # alice stays on the local engine.
     r = s.client("alice").call("containers.run", command=["echo", "here"])
     assert r["stdout"] == "here\n"
-    assert not any(".alice." in n for n in _containers_on(b, s.instance))
+    assert not any(".alice." in n for n in containers_on(b, s.instance))
 
 
 def test_a_conflict_keeps_the_local_file_and_the_engines_beside_it(two_engines: tuple[Server, SecondEngine]) -> None:

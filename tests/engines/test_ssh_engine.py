@@ -33,7 +33,14 @@ import pytest
 
 from tests.conftest import missing_part
 from tests.e2e.conftest import Server, berth
-from tests.engines.conftest import SecondEngine, _die_with_parent, _free_port
+from tests.engines.conftest import (
+    SecondEngine,
+    _die_with_parent,
+    _free_port,
+    containers_on,
+    local_containers,
+    remove_instance,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -210,24 +217,6 @@ def ssh_host(second_engine: SecondEngine) -> Iterator[SshHost]:
         yield host
 
 
-def _containers_on(engine: SecondEngine, instance: str) -> list[str]:
-    client = engine.client()
-    try:
-        return [c.name for c in client.containers.list(all=True, filters={"label": f"berth.instance={instance}"})]
-    finally:
-        client.close()
-
-
-def _local_containers(instance: str) -> list[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--filter", f"label=berth.instance={instance}", "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.split()
-
-
 @pytest.fixture
 def ssh_server(tmp_path: Path, second_engine: SecondEngine, ssh_host: SshHost) -> Iterator[Server]:
     s = Server(tmp_path / "data")
@@ -236,19 +225,7 @@ def ssh_server(tmp_path: Path, second_engine: SecondEngine, ssh_host: SshHost) -
         yield s
     finally:
         s.stop()
-        client = second_engine.client()
-        try:
-            for c in client.containers.list(all=True, filters={"label": f"berth.instance={s.instance}"}):
-                c.remove(force=True)
-            for v in client.volumes.list(filters={"label": f"berth.sync={s.instance}"}):
-                v.remove(force=True)
-            for n in client.networks.list(filters={"label": f"berth.instance={s.instance}"}):
-                n.remove()
-        finally:
-            client.close()
-        from tests.conftest import remove_instance_containers
-
-        remove_instance_containers(s.instance)
+        remove_instance(second_engine, s.instance)
 
 
 def test_an_engine_over_ssh_runs_an_agents_containers_there(
@@ -270,7 +247,7 @@ def test_an_engine_over_ssh_runs_an_agents_containers_there(
 
     # Its containers run on the second engine (reached through sshd), not here.
     carol.call("services.start", name="nap", image="berth/busybox:latest", command=["sleep", "300"])
-    there, here = _containers_on(second_engine, s.instance), _local_containers(s.instance)
+    there, here = containers_on(second_engine, s.instance), local_containers(s.instance)
     assert any(n.endswith(".carol.nap") for n in there), there
     assert not any(".carol." in n for n in here), here
 
