@@ -230,6 +230,8 @@ class Application:
             self._spawn(engine.remove_leftover(ev.id))
             return
         self.events.emit("container.event", ev)
+        if ev.action == "destroy":
+            self.engine.forget(ev.id)
         if ev.kind == str(Kind.SERVICE) and ev.agent and ev.action in ("start", "die", "stop", "destroy"):
             try:
                 await self.containers.sync_agent(ev.agent, gone=ev.id if ev.action != "start" else None)

@@ -274,6 +274,10 @@ class EngineSet(Backend, Protocol):
         """The engine an agent is placed on."""
         ...
 
+    def forget(self, cid: str) -> None:
+        """A container is gone (its destroy event): forget which engine had it."""
+        ...
+
     async def sync_workspace(self, agent: str) -> bool:
         """Bring home what the agent's containers wrote to its workspace on an engine that cannot see the local
         folder; False when there is nothing to do."""

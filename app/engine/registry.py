@@ -259,19 +259,25 @@ class Engines:
     ) -> RunResult:
         name = self._placement(spec.agent)
         engine = self.for_agent(spec.agent)
+        made: list[str] = []
 
         def created(cid: str) -> None:
             self._where[cid] = name
+            made.append(cid)
             if on_created is not None:
                 on_created(cid)
 
         sync = self._sync.get(name)
-        with self._noticing(name):
-            if sync is None or spec.workspace is None:
-                return await engine.run_temporary(spec, progress=progress, on_created=created)
-            async with sync.around(spec.agent, spec.workspace) as volume:
-                run = replace(spec, workspace=volume)
-                return await engine.run_temporary(run, progress=progress, on_created=created)
+        try:
+            with self._noticing(name):
+                if sync is None or spec.workspace is None:
+                    return await engine.run_temporary(spec, progress=progress, on_created=created)
+                async with sync.around(spec.agent, spec.workspace) as volume:
+                    run = replace(spec, workspace=volume)
+                    return await engine.run_temporary(run, progress=progress, on_created=created)
+        finally:
+            for cid in made:  # the run's container is gone: nothing is asked of it by id any more
+                self._where.pop(cid, None)
 
     async def start_service(self, spec: ServiceSpec, *, progress: ProgressCallback | None = None) -> ContainerInfo:
         name = self._placement(spec.agent)
@@ -436,6 +442,10 @@ class Engines:
 
     async def drain_cleanups(self) -> None:
         await asyncio.gather(*(e.drain_cleanups() for e in self._engines.values()))
+
+    def forget(self, cid: str) -> None:
+        """A container is gone (its destroy event): where it was is no longer worth keeping."""
+        self._where.pop(cid, None)
 
     def engine_of(self, cid: str) -> str:
         """The engine's name a container was last seen on ("local" when unknown)."""
