@@ -58,6 +58,7 @@ class Application:
             pool=pool_config(self.settings),
             placement=lambda agent: self._placement.get(agent, LOCAL_ENGINE),
             on_unreachable=self._engine_unreachable,
+            workspace_of=lambda agent: str(self.workspaces.path(agent)),
         )
         for config in self.store.list_engines():
             self.engine.add_engine(config)

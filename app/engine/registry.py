@@ -89,7 +89,9 @@ class Engines:
         pool: PoolConfig | None = None,
         placement: Callable[[str], str] | None = None,
         on_unreachable: Callable[[str], None] | None = None,
+        workspace_of: Callable[[str], str] | None = None,
     ) -> None:
+        self._workspace_of = workspace_of or (lambda agent: "")  # an agent's workspace folder on this machine
         self.instance = instance
         # Told when a call to an added engine finds it gone before the core's watch did (its event stream may
         # sit idle on a connection that no longer leads anywhere): the core then checks it and watches it again.
@@ -128,7 +130,7 @@ class Engines:
         self._engines[config.name] = engine
         self._configs[config.name] = config
         if config.files == FILES_SYNC:
-            self._sync[config.name] = WorkspaceSync(engine)
+            self._sync[config.name] = WorkspaceSync(engine, self._workspace_of)
         return engine
 
     async def remove_engine(self, name: str) -> None:
@@ -272,7 +274,7 @@ class Engines:
             with self._noticing(name):
                 if sync is None or spec.workspace is None:
                     return await engine.run_temporary(spec, progress=progress, on_created=created)
-                async with sync.around(spec.agent, spec.workspace) as volume:
+                async with sync.around(spec.agent) as volume:
                     run = replace(spec, workspace=volume)
                     return await engine.run_temporary(run, progress=progress, on_created=created)
         finally:
@@ -285,7 +287,7 @@ class Engines:
         sync = self._sync.get(name)
         with self._noticing(name):
             if sync is not None and spec.workspace is not None:
-                volume = await sync.push(spec.agent, spec.workspace)
+                volume = await sync.push(spec.agent)
                 spec = replace(spec, workspace=volume)
             return self._learn(await engine.start_service(spec, progress=progress), name)
 

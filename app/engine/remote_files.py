@@ -35,9 +35,11 @@ import secrets
 import stat
 import tarfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
+
+import docker.errors
 
 from app.engine.policy import WORKSPACE, host_user
 from app.errors import BerthError, InvalidParams
@@ -172,19 +174,22 @@ def local_tar(root: Path, paths: list[str]) -> bytes:
 class WorkspaceSync:
     """The workspace volumes of one engine that cannot see this machine's folders, kept in step."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, workspace_of: Callable[[str], str]) -> None:
         self.engine = engine
         self.conn = engine.conn
         self.instance = engine.instance
+        self._workspace_of = workspace_of  # agent -> its local folder
         self._locks: dict[str, asyncio.Lock] = {}
-        self._roots: dict[str, Path] = {}  # agent -> its local folder (learned at the first push)
         self._swept = False
+
+    def _root(self, agent: str) -> Path:
+        return Path(self._workspace_of(agent))
 
     def _lock(self, agent: str) -> asyncio.Lock:
         return self._locks.setdefault(agent, asyncio.Lock())
 
     def _state_file(self, agent: str) -> Path:
-        root = self._roots[agent]
+        root = self._root(agent)
         return root.parent / ".sync" / self.engine.name / f"{agent}.json"
 
     def _base(self, agent: str) -> State:
@@ -206,12 +211,17 @@ class WorkspaceSync:
     def _labels(self, agent: str) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_SYNC: self.instance, "berth.sync.agent": agent}
 
+    def _volume_exists(self, name: str) -> bool:
+        try:
+            self.conn.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            return False
+        return True
+
     def _ensure_volume(self, agent: str) -> str:
         name = volume_name(self.instance, agent)
         api = self.conn.api
-        try:
-            api.inspect_volume(name)
-        except Exception:
+        if not self._volume_exists(name):
             api.create_volume(name, labels=self._labels(agent))
             # A new volume's root is root's: make it the run user's, as the local folder is.
             self._run_helper(name, ["chown", host_user(), WORKSPACE])
@@ -280,12 +290,17 @@ class WorkspaceSync:
 
     # -- the sync ------------------------------------------------------------------------------------
 
-    def _pull_sync(self, agent: str) -> tuple[list[str], State]:
-        root = self._roots[agent]
+    def _pull_sync(self, agent: str, *, create: bool = False) -> tuple[list[str], State]:
+        """Bring home what changed in the volume (made first with `create`; without, no volume: nothing)."""
+        root = self._root(agent)
         if not self._swept:
             self._sweep()
             self._swept = True
-        volume = self._ensure_volume(agent)
+        volume = volume_name(self.instance, agent)
+        if create:
+            self._ensure_volume(agent)
+        elif not self._volume_exists(volume):
+            return [], {}
         state, files = read_volume_tar(self._fetch(volume))
         conflicts = merge_home(root, self.engine.name, self._base(agent), state, files)
         if conflicts:
@@ -300,8 +315,8 @@ class WorkspaceSync:
         return conflicts, state
 
     def _push_sync(self, agent: str) -> str:
-        root = self._roots[agent]
-        _conflicts, volume_now = self._pull_sync(agent)
+        root = self._root(agent)
+        _conflicts, volume_now = self._pull_sync(agent, create=True)
         here = local_state(root)
         changed = [rel for rel, s in here.items() if volume_now.get(rel) != s]
         deleted = [rel for rel in volume_now if rel not in here]
@@ -312,24 +327,21 @@ class WorkspaceSync:
         self._save(agent, here)
         return volume_name(self.instance, agent)
 
-    async def push(self, agent: str, root: str) -> str:
+    async def push(self, agent: str) -> str:
         """Make the volume equal to the local folder (after bringing home what changed there); its name."""
-        self._roots[agent] = Path(root)
         async with self._lock(agent):
             return await self.conn.call(self._push_sync, agent, what=f"the workspace of {agent}")
 
     async def pull(self, agent: str) -> list[str]:
-        """Bring home what changed in the volume; the conflicts (kept beside the local files)."""
-        if agent not in self._roots:
-            return []  # nothing was ever sent from this Berth: nothing of ours is there
+        """Bring home what changed in the volume (also one a Berth before this one filled); the conflicts."""
         async with self._lock(agent):
             conflicts, _state = await self.conn.call(self._pull_sync, agent, what=f"the workspace of {agent}")
             return conflicts
 
     @contextlib.asynccontextmanager
-    async def around(self, agent: str, root: str) -> AsyncIterator[str]:
+    async def around(self, agent: str) -> AsyncIterator[str]:
         """For a temporary run: the volume, made equal to the folder before, and brought home after."""
-        volume = await self.push(agent, root)
+        volume = await self.push(agent)
         try:
             yield volume
         finally:
