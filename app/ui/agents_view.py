@@ -42,7 +42,7 @@ from app.ui.dialogs import confirm, run_dialog
 from app.ui.resources import icon
 from app.ui.row_model import RowTableModel
 from app.ui.slots import async_slot
-from app.ui.tasks import TaskSet
+from app.ui.tasks import Latest, TaskSet
 from app.ui.token_dialog import TokenDialog
 from app.ui.widgets import EmptyState, loop_running
 
@@ -378,7 +378,7 @@ class AgentsView(QWidget):
         self._usage_task: asyncio.Task[None] | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._stopped = False
-        self._reloads = 0  # reloads started: only the latest one shows (see reload)
+        self._latest = Latest()  # only the reload started last shows
 
     def _button(self, icon_name: str, text: str, tip: str, *, primary: bool = False) -> QPushButton:
         b = QPushButton(icon(icon_name), text) if icon_name else QPushButton(text)
@@ -410,10 +410,7 @@ class AgentsView(QWidget):
         self._reload_task = self.tasks.spawn(self.reload())
 
     async def reload(self) -> None:
-        # Reloads overlap (an agents.changed signal, the view opening): their lists come back in any order, and
-        # only the one started last may show, or an older list (old limits) would stay on screen.
-        self._reloads += 1
-        mine = self._reloads
+        mine = self._latest.begin()  # reloads overlap (an agents.changed signal, the view opening)
         try:
             agents = await asyncio.to_thread(self.app.agents.list)
             workspaces = {a.name: str(self.app.workspaces.path(a.name)) for a in agents}
@@ -421,7 +418,7 @@ class AgentsView(QWidget):
             logger.exception("could not list agents")
             self.message.emit(f"Could not list the agents: {e}")
             return
-        if self._stopped or mine != self._reloads:
+        if self._stopped or not self._latest.current(mine):
             return
         selected = self.selected()
         self.model.set_agents(agents, workspaces)

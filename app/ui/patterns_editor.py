@@ -40,7 +40,7 @@ from app.ui.approval_model import FULL_ACCESS_COLOR, plain_tooltip
 from app.ui.resources import icon
 from app.ui.row_model import RowTableModel
 from app.ui.slots import async_slot
-from app.ui.tasks import WINDOW_TASKS
+from app.ui.tasks import WINDOW_TASKS, Latest
 from app.ui.widgets import mono_font, plain
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class PatternsEditor(QWidget):
         self.editing: TrustedPattern | None = None
         self._global: list[TrustedPattern] = []  # for an agent: the global patterns, which apply too
         self.sandbox_available = True  # read from the core on reload
+        self._latest = Latest()  # only the reload started last shows
 
         self.table = QTableView()
         self.table.setObjectName("patternsTable")
@@ -228,6 +229,7 @@ class PatternsEditor(QWidget):
         WINDOW_TASKS.spawn(self.reload())
 
     async def reload(self) -> None:
+        mine = self._latest.begin()  # the dialog opening and a pattern added from elsewhere reload at once
         try:
             patterns = await asyncio.to_thread(self.app.approvals.list_patterns, self.agent, False)
             sandbox = await asyncio.to_thread(lambda: self.app.approvals.sandbox)  # checked once, then kept
@@ -241,6 +243,8 @@ class PatternsEditor(QWidget):
         else:
             everything = await asyncio.to_thread(self.app.approvals.list_patterns, None)
             self._global = [p for p in everything if p.agent is None]
+        if not self._latest.current(mine):
+            return  # a reload started after this one shows the newer list
         self.model.set_patterns(patterns)
         self.sandbox_available = sandbox.available
         self.sandbox_note.setText(

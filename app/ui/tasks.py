@@ -15,6 +15,29 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+class Latest:
+    """For an async reload that may overlap with another: only the one started last may show what it read.
+
+    Reloads read in a thread and finish in any order; one started before a change (and slow, on a loaded
+    machine) would otherwise finish last and put the old data back on screen, with nothing to reload it again.
+
+        mine = self.latest.begin()
+        data = await asyncio.to_thread(read)
+        if not self.latest.current(mine):
+            return
+    """
+
+    def __init__(self) -> None:
+        self._started = 0
+
+    def begin(self) -> int:
+        self._started += 1
+        return self._started
+
+    def current(self, ticket: int) -> bool:
+        return ticket == self._started
+
+
 class TaskSet:
     """Tasks started by one view; `on_error` hears about a task that failed (not one cancelled)."""
 
