@@ -254,11 +254,18 @@ async def test_the_command_line_acts_through_the_running_app_and_the_window_show
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
 
     await asyncio.to_thread(berth, "trust", "add", "uname -a")
-    await wait_until(
-        lambda: any(p.pattern == "uname -a" for p in dialog.patterns.model.patterns()),
-        what="the pattern in the open dialog",
-        timeout=5,
-    )
+    stored = [p.pattern for p in await asyncio.to_thread(h.app.approvals.list_patterns)]
+    audit = [(e["action"], e["actor"]) for e in await asyncio.to_thread(h.app.store.list_audit)]
+    assert "uname -a" in stored and ("trust.add", "you") in audit, (stored, audit)  # through the running core
+    try:
+        await wait_until(
+            lambda: any(p.pattern == "uname -a" for p in dialog.patterns.model.patterns()),
+            what="the pattern in the open dialog",
+            timeout=20,  # a CLI process, an RPC call, an event and a reload in a thread, on a loaded machine
+        )
+    except AssertionError:
+        shown = [p.pattern for p in dialog.patterns.model.patterns()]
+        raise AssertionError(f"the dialog shows {shown}; the store has {stored}; open: {dialog.isVisible()}") from None
     await asyncio.to_thread(berth, "agents", "add", "from-cli")
     v = view(h)
     await wait_until(lambda: v.model.row_of("from-cli") >= 0, what="the agent in the Agents view", timeout=5)
