@@ -104,7 +104,6 @@ class Engines:
         self._sync: dict[str, WorkspaceSync] = {}
         self._down: set[str] = set()  # engines (other than local) the core found not answering
         self._where: dict[str, str] = {}  # container id -> the engine that has it
-        self._closing: set[asyncio.Task[Any]] = set()
         self.pool = _Pools(lambda: list(self._engines.values()))
 
     # -- the set of engines ------------------------------------------------------------------------
